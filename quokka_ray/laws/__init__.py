@@ -1,0 +1,102 @@
+"""Law fitting: scaling laws, plots and a report from finished runs.
+
+Reads runs only through a pandas DataFrame handed to it (tracking.py reads MLflow); never
+imports ray or torch, never trains. Units everywhere: N non-embedding parameters, D tokens,
+C = 6 N D FLOPs, loss in nats/token.
+
+- parametric.py       L = E + A/N^alpha + B/D^beta (Chinchilla approach 3), fast exact fit
+- isoflop.py          IsoFLOP parabolas and N_opt(C), D_opt(C) power laws (approach 1)
+- data_constrained.py Quokka eq. 14: repeated data, max useful epochs, optimal (N, epochs)
+- muennighoff.py      Muennighoff et al.'s effective data and parameters
+- hyperparams.py      B_opt(C), lr_opt(C) and the AR -> DLM transfer check
+- smoothing.py        the smoothed final training loss
+- holdout.py          fit on part, predict the rest
+- plots.py, report.py the PNGs and the Markdown report
+- csv_fit.py          `quokka fit --csv`
+- bench.py            timings of the fits
+"""
+
+from .bootstrap import CONFIDENCE, percentile_intervals
+from .budgets import budget_labels
+from .csv_fit import add_csv_fit_arguments, run_csv_fit
+from .data_constrained import (
+    DataConstrainedLaw,
+    data_constrained_objective,
+    fit_data_constrained,
+)
+from .errors import LawInputError
+from .holdout import HoldoutResult, holdout_data_constrained, holdout_isoflop, holdout_parametric
+from .huber import DEFAULT_DELTA
+from .hyperparams import (
+    TransferBudget,
+    TransferComparison,
+    compare_transfer,
+    fit_hyperparameter_law,
+    near_optimal_mask,
+)
+from .isoflop import BudgetParabola, IsoFlopFit, SkippedBudget, fit_budget_parabola, fit_isoflop
+from .muennighoff import MuennighoffLaw, effective_data_muennighoff, fit_muennighoff
+from .parametric import (
+    GridSearchResult,
+    ParametricFit,
+    chinchilla_grid,
+    fit_parametric,
+    grid_search_parametric,
+    parametric_objective,
+)
+from .plots import (
+    plot_data_constrained,
+    plot_hyperparameter_laws,
+    plot_isoflop,
+    plot_isoloss,
+    plot_optimal_allocation,
+)
+from .powerlaw import PowerLawFit, fit_power_law
+from .report import Report, write_report
+from .smoothing import smooth_final_loss
+
+__all__ = [
+    "CONFIDENCE",
+    "DEFAULT_DELTA",
+    "BudgetParabola",
+    "DataConstrainedLaw",
+    "GridSearchResult",
+    "HoldoutResult",
+    "IsoFlopFit",
+    "LawInputError",
+    "MuennighoffLaw",
+    "ParametricFit",
+    "PowerLawFit",
+    "Report",
+    "SkippedBudget",
+    "TransferBudget",
+    "TransferComparison",
+    "add_csv_fit_arguments",
+    "budget_labels",
+    "chinchilla_grid",
+    "compare_transfer",
+    "data_constrained_objective",
+    "effective_data_muennighoff",
+    "fit_budget_parabola",
+    "fit_data_constrained",
+    "fit_hyperparameter_law",
+    "fit_isoflop",
+    "fit_muennighoff",
+    "fit_parametric",
+    "fit_power_law",
+    "grid_search_parametric",
+    "holdout_data_constrained",
+    "holdout_isoflop",
+    "holdout_parametric",
+    "near_optimal_mask",
+    "parametric_objective",
+    "percentile_intervals",
+    "plot_data_constrained",
+    "plot_hyperparameter_laws",
+    "plot_isoflop",
+    "plot_isoloss",
+    "plot_optimal_allocation",
+    "run_csv_fit",
+    "smooth_final_loss",
+    "write_report",
+]

@@ -1,0 +1,45 @@
+"""Percentile intervals from bootstrap replicates, shared by every fitter."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+#: Central coverage of the intervals every fitter reports.
+CONFIDENCE = 0.95
+
+
+def percentile_intervals(
+    samples: Mapping[str, Sequence[float]], confidence: float = CONFIDENCE
+) -> dict[str, tuple[float, float]]:
+    """Name -> (lo, hi): the central `confidence` percentile interval of each sample.
+
+    Non-finite replicates (a refit that diverged) are dropped rather than poisoning the interval;
+    a name with no finite replicate is left out.
+    """
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    out: dict[str, tuple[float, float]] = {}
+    for name, values in samples.items():
+        v = np.asarray(values, dtype=float)
+        v = v[np.isfinite(v)]
+        if v.size:
+            lo, hi = np.percentile(v, [tail, 100.0 - tail])
+            out[name] = (float(lo), float(hi))
+    return out
+
+
+def resample_indices(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of one bootstrap resample (n draws with replacement from range(n))."""
+    return rng.integers(0, n, size=n)
+
+
+def resample_within_groups(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Indices of one stratified resample: each group's rows are drawn with replacement from
+    that group only, so every group keeps its size (an IsoFLOP budget keeps its points)."""
+    groups = np.asarray(groups)
+    parts = []
+    for g in np.unique(groups):
+        members = np.flatnonzero(groups == g)
+        parts.append(members[rng.integers(0, members.size, size=members.size)])
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=int)

@@ -1,0 +1,170 @@
+"""Expand an experiment into its trials: study points x objectives x grid values.
+
+Trial names come from the trial's settings (never from time), so that running the same
+experiment again finds the same trials."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import asdict, dataclass, replace
+
+from quokka_ray.diffusion import ObjectiveConfig
+from quokka_ray.model import (
+    ModelConfig,
+    flops_per_token,
+    non_embedding_params,
+    size_model,
+    total_params,
+)
+from quokka_ray.sweep.spec import Experiment, FixedStudy, Hyperparameters, IsoFlopStudy
+from quokka_ray.sweep.validation import ExperimentError, grid_values, is_search_space
+
+VOCAB_SIZES = {"byte": 257}
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One trial's fixed settings. Searched hyperparameters (random Tune spaces) stay in
+    `searched` and are sampled by Tune."""
+
+    name: str
+    kind: str
+    objective: ObjectiveConfig
+    model: ModelConfig
+    non_embedding_params: int
+    total_params: int
+    tokens: int | None
+    """Training tokens D (None when the batch size is searched at random: known at run time)."""
+    target_tokens: int
+    budget_flops: float | None
+    hyperparameters: Hyperparameters
+    searched: tuple[str, ...] = ()
+
+    @property
+    def flops(self) -> float | None:
+        """C = 6 N D, the compute of the laws."""
+        return None if self.tokens is None else 6.0 * self.non_embedding_params * self.tokens
+
+    @property
+    def exact_flops_per_token(self) -> float:
+        return flops_per_token(self.model, self.model.max_seq_len)
+
+
+def vocab_size(tokenizer: str) -> int:
+    if tokenizer in VOCAB_SIZES:
+        return VOCAB_SIZES[tokenizer]
+    from quokka_ray.data.tokenizers import get_tokenizer
+
+    return get_tokenizer(tokenizer).vocab_size
+
+
+def plan_trials(experiment: Experiment) -> list[TrialSpec]:
+    """Every trial the experiment implies; raises ExperimentError if a budget has none."""
+    vocab = vocab_size(experiment.data.tokenizer)
+    _check_distinct_sizes(experiment, vocab)
+    trials: list[TrialSpec] = []
+    for objective, hyper in itertools.product(experiment.objectives,
+                                              _grid_points(experiment.hyperparameters)):
+        for target_n, target_tokens, budget in _study_points(experiment.study):
+            model = size_model(target_n, vocab, experiment.data.seq_len,
+                               causal=objective.kind == "ar",
+                               time_embedding=objective.needs_time_embedding)
+            n = non_embedding_params(model)
+            tokens = _round_tokens(target_tokens if budget is None else budget / (6 * n),
+                                   hyper, experiment.data.seq_len)
+            if budget is not None and tokens is not None and not _fits_budget(
+                    experiment.study, n, tokens, budget, hyper, experiment.data.seq_len):
+                continue
+            trials.append(_trial(objective, model, n, tokens, int(target_tokens or budget / (6 * n)),
+                                 budget, hyper))
+        _check_budgets(experiment, trials, objective)
+    names = [t.name for t in trials]
+    duplicates = {n for n in names if names.count(n) > 1}
+    if duplicates:
+        raise ExperimentError(f"two trials share a name (same settings twice?): {sorted(duplicates)}")
+    return trials
+
+
+def _check_distinct_sizes(experiment: Experiment, vocab: int) -> None:
+    """Two targets that the shape rule maps to one model would train the same trial twice."""
+    field = f"{type(experiment.study).__name__}.model_sizes"
+    for objective in experiment.objectives:
+        seen: dict[ModelConfig, int] = {}
+        for target in dict.fromkeys(experiment.study.model_sizes):
+            model = size_model(target, vocab, experiment.data.seq_len,
+                               causal=objective.kind == "ar",
+                               time_embedding=objective.needs_time_embedding)
+            if model in seen and isinstance(experiment.study, IsoFlopStudy):
+                raise ExperimentError(
+                    f"{field}: {seen[model]} and {target} give the same model ({model.n_layers} "
+                    f"layers x {model.d_model}, N={non_embedding_params(model):,}); choose sizes "
+                    "further apart")
+            seen[model] = target
+
+
+def _study_points(study: IsoFlopStudy | FixedStudy):
+    if isinstance(study, IsoFlopStudy):
+        for budget in study.budgets_flops:
+            for size in study.model_sizes:
+                yield size, None, float(budget)
+    else:
+        for size, tokens in zip(study.model_sizes, study.tokens, strict=True):
+            yield size, tokens, None
+
+
+def _grid_points(hyper: Hyperparameters) -> list[Hyperparameters]:
+    """One Hyperparameters per combination of grid values; random spaces are left in place."""
+    grids = {k: grid_values(v) for k, v in asdict(hyper).items() if grid_values(v) is not None}
+    if not grids:
+        return [hyper]
+    keys = sorted(grids)
+    return [replace(hyper, **dict(zip(keys, combo, strict=True)))
+            for combo in itertools.product(*(grids[k] for k in keys))]
+
+
+def _round_tokens(tokens: float, hyper: Hyperparameters, seq_len: int) -> int | None:
+    if is_search_space(hyper.batch_sequences):
+        return None
+    batch_tokens = hyper.batch_sequences * seq_len
+    return max(1, round(tokens / batch_tokens)) * batch_tokens
+
+
+def _fits_budget(study: IsoFlopStudy, n: int, tokens: int, budget: float,
+                 hyper: Hyperparameters, seq_len: int) -> bool:
+    steps = tokens // (hyper.batch_sequences * seq_len)
+    return steps >= study.min_steps and abs(6 * n * tokens - budget) <= study.budget_tolerance * budget
+
+
+def _check_budgets(experiment: Experiment, trials: list[TrialSpec], objective) -> None:
+    if not isinstance(experiment.study, IsoFlopStudy):
+        return
+    for budget in experiment.study.budgets_flops:
+        if not any(t.budget_flops == budget and t.objective == objective for t in trials):
+            raise ExperimentError(
+                f"IsoFlopStudy.budgets_flops: budget {budget:.3g} FLOPs is too small for any model "
+                f"in model_sizes (each would train fewer than {experiment.study.min_steps} steps "
+                f"or miss the budget by more than {experiment.study.budget_tolerance:.0%})")
+
+
+def _trial(objective: ObjectiveConfig, model: ModelConfig, n: int, tokens: int | None,
+           target_tokens: int, budget: float | None, hyper: Hyperparameters) -> TrialSpec:
+    searched = tuple(sorted(k for k, v in asdict(hyper).items() if is_search_space(v)))
+    settings = {"objective": asdict(objective), "model": asdict(model), "tokens": tokens,
+                "target_tokens": target_tokens,
+                "hyper": {k: repr(v) for k, v in sorted(asdict(hyper).items())}}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+    where = f"C{budget:.0e}" if budget is not None else f"D{_short(target_tokens)}"
+    name = f"{objective.kind}-N{_short(n)}-{where}-{digest[:6]}".replace("+", "")
+    return TrialSpec(name=name, kind=objective.kind, objective=objective, model=model,
+                     non_embedding_params=n, total_params=total_params(model), tokens=tokens,
+                     target_tokens=target_tokens, budget_flops=budget, hyperparameters=hyper,
+                     searched=searched)
+
+
+def _short(count: float) -> str:
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.3g}{unit}"
+    return str(int(count))

@@ -1,0 +1,41 @@
+"""Distributed checkpoints: model and optimizer through torch.distributed.checkpoint (each
+worker writes its shards; a resize reshards on load), plus a small JSON train state.
+
+Every worker must call `save` and `load`: both are collectives."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+TRAIN_STATE = "train_state.json"
+
+
+@dataclass
+class TrainState:
+    step: int = 0
+    """Optimizer steps completed."""
+    loss_history: list[float] = field(default_factory=list)
+    """Training loss at every step so far (kept for the smoothed final loss)."""
+
+
+def save(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+         state: TrainState, rank: int) -> None:
+    model_state, optim_state = get_state_dict(model, optimizer)
+    dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(folder))
+    if rank == 0:
+        (folder / TRAIN_STATE).write_text(json.dumps(asdict(state)))
+
+
+def load(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> TrainState:
+    model_state, optim_state = get_state_dict(model, optimizer)
+    state_dict = {"model": model_state, "optim": optim_state}
+    dcp.load(state_dict, checkpoint_id=str(folder))
+    set_state_dict(model, optimizer, model_state_dict=state_dict["model"],
+                   optim_state_dict=state_dict["optim"])
+    return TrainState(**json.loads((folder / TRAIN_STATE).read_text()))

@@ -1,0 +1,40 @@
+"""The function each Ray Train worker runs: connects `loop.train` to Ray Train's context,
+checkpoints and reports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import ray.train
+import ray.train.torch
+
+from quokka_ray.train.config import TrainConfig
+from quokka_ray.train.loop import train
+from quokka_ray.train.tracker import NullTracker, Tracker
+
+
+def train_loop_per_worker(loop_config: dict) -> None:
+    """`loop_config`: {"train": TrainConfig, "tracker_factory": callable returning a Tracker,
+    or None}. The tracker is made on rank 0 only."""
+    cfg: TrainConfig = loop_config["train"]
+    tracker_factory: Callable[[], Tracker] | None = loop_config.get("tracker_factory")
+    context = ray.train.get_context()
+    rank = context.get_world_rank()
+    tracker = tracker_factory() if (tracker_factory and rank == 0) else NullTracker()
+
+    def report(metrics: dict[str, float], folder: Path | None) -> None:
+        # Every rank reports (a barrier); each rank's checkpoint folder holds its own shards.
+        checkpoint = ray.train.Checkpoint.from_directory(str(folder)) if folder else None
+        ray.train.report(metrics, checkpoint=checkpoint,
+                         checkpoint_dir_name=f"step_{int(metrics['step']):08d}" if folder else None)
+
+    resume = ray.train.get_checkpoint()
+    if resume is None:
+        train(cfg, rank=rank, world_size=context.get_world_size(),
+              device=ray.train.torch.get_device(), report=report, tracker=tracker)
+        return
+    with resume.as_directory() as folder:
+        train(cfg, rank=rank, world_size=context.get_world_size(),
+              device=ray.train.torch.get_device(), report=report, tracker=tracker,
+              resume_from=Path(folder))

@@ -1,0 +1,28 @@
+"""Shared fixtures. Ray is started once per test session (local, 2 CPUs); tests that need a
+cluster of their own start and stop exactly their own processes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENTS = Path(__file__).resolve().parent / "experiments"
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    import ray
+
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    ray.init(address="local", num_cpus=2, include_dashboard=True, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def data_cache(tmp_path_factory) -> Path:
+    """One shard cache for the whole session: shards are keyed by their config."""
+    return tmp_path_factory.mktemp("quokka-cache")

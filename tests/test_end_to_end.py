@@ -1,0 +1,56 @@
+"""A small IsoFLOP sweep through Ray Tune, Ray Train (FSDP2 workers), MLflow and the law fit,
+run twice: the second run resumes the stored sweep and re-runs nothing, and the fit counts
+each trial once."""
+
+from __future__ import annotations
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from quokka_ray.cli import main
+from quokka_ray.sweep import load_experiment, plan_trials
+from tests.conftest import EXPERIMENTS
+
+EXPERIMENT = EXPERIMENTS / "tiny_isoflop.py"
+
+
+@pytest.mark.slow
+def test_sweep_records_runs_and_fits_laws(ray_session, tmp_path, data_cache, monkeypatch, capsys):
+    monkeypatch.setenv("QUOKKA_TEST_CACHE", str(data_cache))
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = ["--tracking-uri", uri, "--storage-path", str(tmp_path / "runs")]
+    trials = plan_trials(load_experiment(EXPERIMENT))
+
+    assert main(["run", str(EXPERIMENT), *args]) == 0
+    assert main(["run", str(EXPERIMENT), *args]) == 0
+    assert "resuming the sweep" in capsys.readouterr().out
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("tiny_isoflop")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("quokka.role") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("quokka.role") == "trial"]
+    assert len(parents) == 2
+    assert sorted(r.data.tags["quokka.trial"] for r in children) == sorted(t.name for t in trials)
+    for run in children:
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.parentRunId"] == parents[-1].info.run_id  # the first sweep
+        for param in ("kind", "non_embedding_params", "total_params", "tokens", "flops", "seq_len",
+                      "batch_tokens", "lr", "weight_decay", "schedule", "kernel", "seed",
+                      "quokka_version", "git_commit"):
+            assert param in run.data.params, param
+        for metric in ("train_loss", "final_loss", "val_loss", "tokens_per_s"):
+            assert metric in run.data.metrics, metric
+        history = client.get_metric_history(run.info.run_id, "train_loss")
+        assert len({m.step for m in history}) == int(run.data.params["steps"])
+
+    out_dir = tmp_path / "fit"
+    assert main(["fit", str(EXPERIMENT), "--tracking-uri", uri, "--out", str(out_dir)]) == 0
+    printed = capsys.readouterr().out
+    assert f"{len(trials)} trials fitted" in printed
+    assert list(out_dir.glob("*.png")) and (out_dir / "report.md").exists()
+    newest_parent = parents[0].info.run_id
+    logged = [a.path for a in client.list_artifacts(newest_parent, "laws")]
+    assert any(p.endswith("report.md") for p in logged)
+    assert any(p.endswith(".png") for p in logged)

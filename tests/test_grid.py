@@ -1,0 +1,80 @@
+"""The trial grid: IsoFLOP budgets, stable names, search spaces."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from ray import tune
+
+from quokka_ray.sweep import (
+    ExperimentError,
+    FixedStudy,
+    Hyperparameters,
+    IsoFlopStudy,
+    ObjectiveConfig,
+    load_experiment,
+    plan_trials,
+)
+from tests.conftest import EXPERIMENTS, REPO
+
+
+def test_quickstart_trials_sit_on_their_budgets():
+    experiment = load_experiment(REPO / "experiments" / "quickstart.py")
+    trials = plan_trials(experiment)
+    budgets = {t.budget_flops for t in trials}
+    assert len(budgets) >= 3
+    for budget in budgets:
+        assert sum(t.budget_flops == budget for t in trials) >= 4
+    for t in trials:
+        assert abs(6 * t.non_embedding_params * t.tokens - t.budget_flops) <= 0.02 * t.budget_flops
+        assert t.flops == 6 * t.non_embedding_params * t.tokens
+
+
+def test_names_are_stable_and_distinct():
+    experiment = load_experiment(EXPERIMENTS / "tiny_isoflop.py")
+    first = [t.name for t in plan_trials(experiment)]
+    again = [t.name for t in plan_trials(load_experiment(EXPERIMENTS / "tiny_isoflop.py"))]
+    assert first == again
+    assert len(set(first)) == len(first)
+    changed = dataclasses.replace(experiment, hyperparameters=Hyperparameters(lr=1e-3, batch_sequences=8))
+    assert not set(first) & {t.name for t in plan_trials(changed)}
+
+
+def test_grid_values_multiply_trials_and_random_spaces_stay_searched():
+    experiment = load_experiment(EXPERIMENTS / "tiny_isoflop.py")
+    base = len(plan_trials(experiment))
+    grid = dataclasses.replace(experiment, hyperparameters=Hyperparameters(
+        lr=tune.grid_search([1e-3, 3e-3]), batch_sequences=8),
+        objectives=[ObjectiveConfig(kind="dlm"), ObjectiveConfig(kind="ar")])
+    trials = plan_trials(grid)
+    assert len(trials) == 4 * base
+    assert {t.kind for t in trials} == {"dlm", "ar"}
+    assert {t.model.causal for t in trials if t.kind == "ar"} == {True}
+    searched = dataclasses.replace(experiment, hyperparameters=Hyperparameters(
+        lr=tune.loguniform(1e-4, 1e-2), batch_sequences=8))
+    assert all(t.searched == ("lr",) for t in plan_trials(searched))
+
+
+def test_budget_too_small_for_any_model_is_an_error():
+    experiment = load_experiment(EXPERIMENTS / "tiny_isoflop.py")
+    tiny = dataclasses.replace(experiment, study=IsoFlopStudy(budgets_flops=[1e6],
+                                                              model_sizes=[12_000, 55_000]))
+    with pytest.raises(ExperimentError, match="budgets_flops: budget 1e\\+06"):
+        plan_trials(tiny)
+
+
+def test_fixed_study_uses_given_tokens():
+    experiment = load_experiment(EXPERIMENTS / "tiny_isoflop.py")
+    fixed = dataclasses.replace(experiment, study=FixedStudy(model_sizes=[12_000], tokens=[25_600]))
+    (trial,) = plan_trials(fixed)
+    assert trial.tokens == 25_600 and trial.budget_flops is None
+
+
+def test_wrong_types_name_the_field():
+    with pytest.raises(ExperimentError, match="Hyperparameters.lr: expected float"):
+        Hyperparameters(lr="fast")
+    with pytest.raises(ExperimentError, match="IsoFlopStudy.model_sizes"):
+        IsoFlopStudy(budgets_flops=[1e9], model_sizes=[1.5])
+    with pytest.raises(ExperimentError, match="Hyperparameters.batch_sequences"):
+        Hyperparameters(batch_sequences=tune.choice([8, "x"]) if False else tune.grid_search([8, "x"]))
