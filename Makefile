@@ -33,7 +33,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 bench: setup
-	$(BIN)/quokka bench
+	$(BIN)/quokka bench laws
 
 clean:
 	rm -rf $(VENV) build *.egg-info

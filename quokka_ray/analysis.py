@@ -13,7 +13,7 @@ from quokka_ray.laws import write_report
 from quokka_ray.tracking import MlflowStore
 
 NUMERIC_COLUMNS = ("non_embedding_params", "tokens", "flops", "budget_flops", "final_loss",
-                   "val_loss", "lr", "batch_tokens", "weight_decay")
+                   "val_loss", "lr", "batch_tokens", "weight_decay", "unique_tokens", "epochs")
 
 
 @dataclass(frozen=True)

@@ -67,13 +67,19 @@ def _parser() -> argparse.ArgumentParser:
     sample.set_defaults(handler=_sample)
 
     bench = sub.add_parser("bench", help="benchmarks: law fitting, training throughput")
-    bench.add_argument("what", choices=["laws", "train"], nargs="?", default="train")
-    bench.add_argument("--non-embedding-params", type=int, default=1_000_000)
-    bench.add_argument("--seq-len", type=int, default=256)
-    bench.add_argument("--batch-sequences", type=int, default=8)
-    bench.add_argument("--steps", type=int, default=10)
-    bench.add_argument("--kind", choices=["dlm", "ar"], default="dlm")
-    bench.set_defaults(handler=_bench)
+    benches = bench.add_subparsers(required=True, metavar="WHAT")
+    laws = benches.add_parser("laws", help="law-fit timings on the reference data")
+    laws.add_argument("--quick", action="store_true", help="no reference search, 100 refits")
+    laws.add_argument("--workers", type=int, default=1, help="processes for the reference search")
+    laws.set_defaults(handler=_bench_laws)
+    train = benches.add_parser("train", help="training tokens/s and MFU on this machine's device")
+    train.add_argument("--non-embedding-params", type=int, default=1_000_000)
+    train.add_argument("--seq-len", type=int, default=256)
+    train.add_argument("--batch-sequences", type=int, default=8)
+    train.add_argument("--steps", type=int, default=10)
+    train.add_argument("--kind", choices=["dlm", "ar"], default="dlm")
+    train.add_argument("--vocab-size", type=int, default=50_304)
+    train.set_defaults(handler=_bench_train)
     return parser
 
 
@@ -188,15 +194,17 @@ def _sample(args) -> int:
     return 0
 
 
-def _bench(args) -> int:
-    if args.what == "laws":
-        from quokka_ray.laws.bench import main as laws_bench
+def _bench_laws(args) -> int:
+    from quokka_ray.laws.bench import main as laws_bench
 
-        return laws_bench() or 0
+    return laws_bench((["--quick"] if args.quick else []) + ["--workers", str(args.workers)])
+
+
+def _bench_train(args) -> int:
     from quokka_ray.train.bench import run_train_benchmark
 
     run_train_benchmark(args.non_embedding_params, args.seq_len, args.batch_sequences,
-                        args.steps, args.kind)
+                        args.steps, args.kind, vocab_size=args.vocab_size)
     return 0
 
 

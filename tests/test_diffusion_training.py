@@ -21,8 +21,8 @@ TOKENIZER = ByteTokenizer()
 
 @pytest.fixture(autouse=True)
 def one_thread():
-    # Matmuls this small gain little from a second thread, and OpenMP's spinning threads slow
-    # down many times over when the two cores are shared with other processes.
+    # Small matmuls gain little from a second thread, and OpenMP's spinning threads slow down
+    # many times over when the cores are shared (Ray workers of other tests, parallel jobs).
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

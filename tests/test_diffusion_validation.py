@@ -9,6 +9,16 @@ from quokka_ray.model import ModelConfig, Transformer
 V, MASK = 13, 12
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Small matmuls gain little from a second thread, and OpenMP's spinning threads slow down
+    # many times over when the cores are shared (Ray workers of other tests, parallel jobs).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _model(**change) -> Transformer:
     torch.manual_seed(0)
     base = dict(vocab_size=V, n_layers=1, d_model=16, n_heads=1, ffn_hidden=32, max_seq_len=16,

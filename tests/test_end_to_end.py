@@ -50,6 +50,12 @@ def test_sweep_records_runs_and_fits_laws(ray_session, tmp_path, data_cache, mon
     printed = capsys.readouterr().out
     assert f"{len(trials)} trials fitted" in printed
     assert list(out_dir.glob("*.png")) and (out_dir / "report.md").exists()
+    name = trials[0].name
+    assert main(["sample", str(EXPERIMENT), "--trial", name, "--storage-path",
+                 str(tmp_path / "runs"), "-n", "2", "--steps", "8"]) == 0
+    samples = capsys.readouterr().out.split("-" * 60)[1:]
+    assert len(samples) == 2 and all(len(text.strip()) > 0 for text in samples)
+
     newest_parent = parents[0].info.run_id
     logged = [a.path for a in client.list_artifacts(newest_parent, "laws")]
     assert any(p.endswith("report.md") for p in logged)

@@ -78,3 +78,11 @@ def test_wrong_types_name_the_field():
         IsoFlopStudy(budgets_flops=[1e9], model_sizes=[1.5])
     with pytest.raises(ExperimentError, match="Hyperparameters.batch_sequences"):
         Hyperparameters(batch_sequences=tune.choice([8, "x"]) if False else tune.grid_search([8, "x"]))
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "experiments").glob("*.py")), ids=lambda p: p.stem)
+def test_every_example_experiment_plans(path):
+    experiment = load_experiment(path)
+    trials = plan_trials(experiment)
+    assert trials and experiment.name == path.stem
+    assert all(t.non_embedding_params > 0 for t in trials)

@@ -124,6 +124,7 @@ def _free_port() -> int:
 
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed unavailable")
 def test_fsdp2_per_block_then_root_matches_the_plain_model() -> None:
+    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
     if dist.is_initialized():
@@ -132,10 +133,12 @@ def test_fsdp2_per_block_then_root_matches_the_plain_model() -> None:
         "gloo", init_method=f"tcp://127.0.0.1:{_free_port()}", rank=0, world_size=1
     )
     try:
+        # A CPU mesh: without one, FSDP2 would move the shards to a GPU where there is one.
+        mesh = init_device_mesh("cpu", (1,))
         reference, sharded = _model(time_embedding=True), _model(time_embedding=True)
         for block in sharded.blocks:
-            fully_shard(block)
-        fully_shard(sharded)
+            fully_shard(block, mesh=mesh)
+        fully_shard(sharded, mesh=mesh)
         tokens, t = torch.randint(0, 61, (2, 16)), torch.rand(2)
         expected, got = reference(tokens, t), sharded(tokens, t)
         assert torch.allclose(got, expected, atol=1e-6)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
+
 
 class Tokenizer(Protocol):
     vocab_size: int  # including the mask token
@@ -30,6 +32,10 @@ class ByteTokenizer:
     def encode(self, text: str | bytes) -> list[int]:
         data = text.encode("utf-8") if isinstance(text, str) else text
         return list(data)
+
+    def encode_array(self, text: str) -> np.ndarray:
+        """The same ids as `encode`, without a Python int per byte."""
+        return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.int32)
 
     def decode(self, ids: list[int]) -> str:
         # Mask tokens (and anything out of byte range) show as '_' so partial samples stay readable.

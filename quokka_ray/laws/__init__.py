@@ -5,6 +5,7 @@ imports ray or torch, never trains. Units everywhere: N non-embedding parameters
 C = 6 N D FLOPs, loss in nats/token.
 
 - parametric.py       L = E + A/N^alpha + B/D^beta (Chinchilla approach 3), fast exact fit
+- parametric_reference.py  the exhaustive 4,500-start search it is checked against
 - isoflop.py          IsoFLOP parabolas and N_opt(C), D_opt(C) power laws (approach 1)
 - data_constrained.py Quokka eq. 14: repeated data, max useful epochs, optimal (N, epochs)
 - muennighoff.py      Muennighoff et al.'s effective data and parameters
@@ -13,7 +14,9 @@ C = 6 N D FLOPs, loss in nats/token.
 - holdout.py          fit on part, predict the rest
 - plots.py, report.py the PNGs and the Markdown report
 - csv_fit.py          `quokka fit --csv`
-- bench.py            timings of the fits
+- bench.py            timings of the fits (`python -m quokka_ray.laws.bench`)
+- published.py        published coefficients (Chinchilla, Quokka eqs. 13 and 15, DeepSeek)
+- powerlaw.py, budgets.py, bootstrap.py, huber.py, threads.py, errors.py: shared pieces
 """
 
 from .bootstrap import CONFIDENCE, percentile_intervals
@@ -36,14 +39,8 @@ from .hyperparams import (
 )
 from .isoflop import BudgetParabola, IsoFlopFit, SkippedBudget, fit_budget_parabola, fit_isoflop
 from .muennighoff import MuennighoffLaw, effective_data_muennighoff, fit_muennighoff
-from .parametric import (
-    GridSearchResult,
-    ParametricFit,
-    chinchilla_grid,
-    fit_parametric,
-    grid_search_parametric,
-    parametric_objective,
-)
+from .parametric import ParametricFit, chinchilla_grid, fit_parametric, parametric_objective
+from .parametric_reference import GridSearchResult, grid_search_parametric
 from .plots import (
     plot_data_constrained,
     plot_hyperparameter_laws,
@@ -94,9 +91,20 @@ __all__ = [
     "plot_data_constrained",
     "plot_hyperparameter_laws",
     "plot_isoflop",
+    "run_law_benchmarks",
     "plot_isoloss",
     "plot_optimal_allocation",
     "run_csv_fit",
     "smooth_final_loss",
     "write_report",
 ]
+
+
+def __getattr__(name: str):
+    # bench is imported on first use: importing it here would make
+    # `python -m quokka_ray.laws.bench` import it twice (runpy warns).
+    if name == "run_law_benchmarks":
+        from .bench import run_law_benchmarks
+
+        return run_law_benchmarks
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,8 +13,7 @@ final_loss, unique_tokens, epochs); other files name theirs. For parametric, D c
   quokka fit --csv quokka_data_constrained_curves.csv --law data-constrained \\
       --n-column params --u-column unique_tokens --epochs-column epochs --loss-column final_val_loss
 
-Until the `quokka` command is wired, `python -m quokka_ray.laws.csv_fit ...` takes the same
-flags.
+`main(argv)` parses the same flags without the `quokka` command (the tests use it).
 """
 
 from __future__ import annotations
@@ -83,7 +82,12 @@ def add_csv_fit_arguments(parser: argparse.ArgumentParser) -> None:
         help="bootstrap replicates for 95%% intervals (parametric, isoflop)",
     )
     g.add_argument("--seed", type=int, default=0, help="seed of bootstrap and starts")
-    g.add_argument("--out", type=Path, metavar="DIR", help="write fit.json and a plot here")
+    g.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="output folder (with --csv: fit.json and the plots; without: the report)",
+    )
 
 
 def _column(df: pd.DataFrame, path: Path, name: str) -> np.ndarray:
@@ -196,7 +200,7 @@ def run_csv_fit(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m quokka_ray.laws.csv_fit",
+        prog="quokka fit",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

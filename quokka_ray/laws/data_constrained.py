@@ -88,11 +88,10 @@ class DataConstrainedLaw:
     def loss(self, N, U, epochs):
         """Predicted loss (nats/token) of N parameters after `epochs` passes over U tokens."""
         N = np.asarray(N, float)
-        out = (
-            self.E
-            + self.A * N ** (-self.alpha)
-            + self.B * self.effective_data(N, U, epochs) ** (-self.beta)
-        )
+        # Far past the useful epochs D' underflows to 0 and the loss is +inf: a valid answer.
+        with np.errstate(divide="ignore", over="ignore"):
+            d_eff = self.effective_data(N, U, epochs)
+            out = self.E + self.A * N ** (-self.alpha) + self.B * d_eff ** (-self.beta)
         return float(out) if np.ndim(out) == 0 else out
 
     def max_epochs(self, N, U, *, grid_points: int = 512) -> float:

@@ -26,6 +26,8 @@ NEAR_OPTIMAL_FRACTION = 0.01
 TRANSFER_TOLERANCE = 0.01
 #: Hyperparameters compared between AR and DLM (DataFrame columns).
 HYPERPARAMETERS = ("batch_tokens", "lr")
+#: Model size column: the transfer check compares runs of the same size when it can.
+SIZE_COLUMN = "non_embedding_params"
 
 
 def near_optimal_mask(labels, loss, fraction: float = NEAR_OPTIMAL_FRACTION) -> np.ndarray:
@@ -38,6 +40,19 @@ def near_optimal_mask(labels, loss, fraction: float = NEAR_OPTIMAL_FRACTION) -> 
         if members.any():
             mask |= members & (loss <= loss[members].min() * (1.0 + fraction))
     return mask
+
+
+def swept_budgets(labels, value) -> np.ndarray:
+    """The budgets at which `value` takes 2 or more distinct values."""
+    labels = np.asarray(labels, float)
+    value = np.asarray(value, float)
+    return np.array(
+        [
+            c
+            for c in np.unique(labels[np.isfinite(labels)])
+            if np.unique(value[(labels == c) & np.isfinite(value)]).size >= 2
+        ]
+    )
 
 
 def fit_hyperparameter_law(
@@ -64,9 +79,12 @@ def fit_hyperparameter_law(
     ok = np.isfinite(C) & np.isfinite(value) & np.isfinite(loss) & (C > 0) & (value > 0)
     C, value, loss = C[ok], value[ok], loss[ok]
     labels = budget_labels(C)
-    if np.unique(labels).size < 2:
+    swept = swept_budgets(labels, value)
+    if swept.size < 2:
+        # Without a sweep the "optimum" is just the value every run used: no law to fit.
         raise LawInputError(
-            f"a hyperparameter law needs runs at 2 or more budgets, got {np.unique(labels).size}"
+            f"a hyperparameter law needs the hyperparameter swept (2 or more values) at 2 or "
+            f"more budgets; it is swept at {swept.size} of {np.unique(labels).size}"
         )
     mask = near_optimal_mask(labels, loss, near_optimal_fraction)
     fit = fit_power_law(labels[mask], value[mask])
@@ -148,9 +166,11 @@ def compare_transfer(
     loss a DLM loses when trained with the AR optimum instead of its own.
 
     Frames need columns lr, batch_tokens, the loss column and budget_flops (else flops).
-    Weight decay, when both frames have it, must match for a DLM run to stand in for the AR
-    optimum. The AR optimum is the AR run of lowest loss; its DLM counterpart is the DLM run
-    with the same hyperparameters, or the nearest in log2 (lr, batch) when the grids differ.
+    Per budget, the AR optimum is the AR run of lowest loss. It is compared with the DLM runs
+    of the same budget and, when there are any, the same model size (non_embedding_params):
+    the DLM's best of those against the one with the AR optimum's hyperparameters, or the
+    nearest in log2 (lr, batch) when the grids differ. Weight decay, when both frames have it,
+    must match too when a DLM run with the AR optimum's weight decay exists.
     """
     names = [h for h in HYPERPARAMETERS if h in ar_df and h in dlm_df]
     laws: dict[str, dict[str, PowerLawFit]] = {"ar": {}, "dlm": {}}
@@ -182,8 +202,15 @@ def compare_transfer(
         if ar_runs.empty or dlm_runs.empty or not names:
             continue
         ar_best = ar_runs.loc[ar_runs[loss_column].idxmin()]
-        dlm_best = dlm_runs.loc[dlm_runs[loss_column].idxmin()]
         target = {n: float(ar_best[n]) for n in names}
+        # Compare hyperparameters at the AR optimum's model size when the DLM ran it: across
+        # sizes, a loss gap would mix the allocation question into the transfer question.
+        if SIZE_COLUMN in ar_runs and SIZE_COLUMN in dlm_runs:
+            same_size = dlm_runs[
+                np.isclose(dlm_runs[SIZE_COLUMN].to_numpy(float), float(ar_best[SIZE_COLUMN]))
+            ]
+            dlm_runs = same_size if not same_size.empty else dlm_runs
+        dlm_best = dlm_runs.loc[dlm_runs[loss_column].idxmin()]
         candidates = dlm_runs
         if "weight_decay" in ar_runs and "weight_decay" in dlm_runs:
             same_wd = dlm_runs[
@@ -191,7 +218,9 @@ def compare_transfer(
             ]
             candidates = same_wd if not same_wd.empty else dlm_runs
         dist = _hp_distance(target, candidates, names)
-        j = int(np.argmin(dist))
+        # Of the runs nearest the AR optimum (several when sizes differ), the best one.
+        nearest = np.flatnonzero(dist <= dist.min() + 1e-12)
+        j = int(nearest[np.argmin(candidates[loss_column].to_numpy(float)[nearest])])
         rows.append(
             TransferBudget(
                 budget_flops=float(c),

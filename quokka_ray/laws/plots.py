@@ -39,20 +39,21 @@ def _figure(ncols: int = 1, width: float = 6.0, height: float = 4.5):
 def _save(fig: Figure, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=100)
     return path
 
 
-def plot_isoflop(fit: IsoFlopFit, C, N, loss, path, *, title: str = "IsoFLOP profiles") -> Path:
+def plot_isoflop(fit: IsoFlopFit | None, C, N, loss, path, *,
+                 title: str = "IsoFLOP profiles") -> Path:
     """Loss against N per budget, each budget's parabola in ln N and its vertex; skipped
-    budgets' runs are drawn hollow."""
+    budgets' runs are drawn hollow. With no fit (too few usable budgets), only the runs."""
     C, N, loss = (np.asarray(v, dtype=float).ravel() for v in (C, N, loss))
     labels = budget_labels(C)
     fig, ax = _figure()
     cmap = mpl.colormaps["viridis"]
     all_budgets = np.unique(labels[np.isfinite(labels)])
     colour = {c: cmap(i / max(1, all_budgets.size - 1)) for i, c in enumerate(all_budgets)}
-    kept = {p.budget_flops: p for p in fit.budgets}
+    kept = {p.budget_flops: p for p in fit.budgets} if fit is not None else {}
     for c in all_budgets:
         members = labels == c
         parabola = kept.get(c)
@@ -83,7 +84,8 @@ def plot_isoflop(fit: IsoFlopFit, C, N, loss, path, *, title: str = "IsoFLOP pro
     ax.set_xscale("log")
     ax.set_xlabel("non-embedding parameters N")
     ax.set_ylabel("final loss (nats/token)")
-    ax.set_title(f"{title}: N_opt = {fit.k_N:.3g} C^{fit.a:.3f}")
+    ax.set_title(f"{title}: N_opt = {fit.k_N:.3g} C^{fit.a:.3f}" if fit is not None
+                 else f"{title}: no law fitted")
     ax.legend(fontsize=7, ncols=2)
     return _save(fig, path)
 
@@ -144,7 +146,17 @@ def plot_optimal_allocation(
         ax.legend(fontsize=7)
     fig.suptitle(title)
     if references:
-        fig.text(0.5, 0.005, PARAMS_NOTE, ha="center", va="bottom", fontsize=8, style="italic")
+        # in the N panel, where the two counts differ
+        ax_n.text(
+            0.98,
+            0.02,
+            PARAMS_NOTE.replace("; ", ";\n"),
+            transform=ax_n.transAxes,
+            ha="right",
+            va="bottom",
+            fontsize=7,
+            style="italic",
+        )
     return _save(fig, path)
 
 

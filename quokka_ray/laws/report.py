@@ -22,7 +22,12 @@ from .budgets import budget_labels
 from .data_constrained import fit_data_constrained
 from .errors import LawInputError
 from .holdout import holdout_isoflop, holdout_parametric
-from .hyperparams import HYPERPARAMETERS, compare_transfer, fit_hyperparameter_law
+from .hyperparams import (
+    HYPERPARAMETERS,
+    compare_transfer,
+    fit_hyperparameter_law,
+    swept_budgets,
+)
 from .isoflop import fit_isoflop
 from .parametric import fit_parametric
 from .plots import (
@@ -37,6 +42,8 @@ from .plots import (
 REQUIRED_COLUMNS = ("trial_name", "kind", "non_embedding_params", "tokens", "final_loss")
 #: Fewest runs for the 5-coefficient parametric law; fewer and it interpolates noise.
 MIN_PARAMETRIC_RUNS = 10
+#: Exponents beyond this are flagged: published laws have 0.1-0.7, Chinchilla's grid stops at 2.
+MAX_PLAUSIBLE_EXPONENT = 2.0
 #: Fewest runs for bootstrap intervals: with fewer, resamples drop whole model sizes.
 MIN_BOOTSTRAP_RUNS = 20
 # Errors that mean "these runs do not support this law", reported rather than raised.
@@ -82,6 +89,9 @@ class _Kind:
 
     def __init__(self, kind: str, df: pd.DataFrame, out_dir: Path, n_bootstrap: int, seed: int):
         self.kind, self.df, self.out_dir = kind, df, out_dir
+        self.fresh = fresh_data_runs(df)
+        self.alone = False  # the only kind in the runs
+        self.best = best_per_allocation(self.fresh)
         self.n_bootstrap, self.seed = n_bootstrap, seed
         self.md: list[str] = [f"## {kind.upper()} runs", ""]
         self.summary: list[str] = []
@@ -99,24 +109,57 @@ class _Kind:
         self.plots.append(path)
         self.md += [f"![{self.kind} {name}]({path.name})", ""]
 
-    def col(self, name: str) -> np.ndarray:
-        return self.df[name].to_numpy(float) if name in self.df else np.full(len(self.df), np.nan)
+    def col(self, name: str, runs: str = "best") -> np.ndarray:
+        """A column as floats (nan where absent) of all runs ("all"), the single-epoch runs
+        ("fresh") or the best single-epoch run per (N, D) ("best")."""
+        df = {"all": self.df, "fresh": self.fresh, "best": self.best}[runs]
+        return df[name].to_numpy(float) if name in df else np.full(len(df), np.nan)
+
+
+def fresh_data_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """Runs that saw each token once (epochs <= 1, or no epochs column): the compute-
+    constrained laws assume fresh data, and a repeated-data run would drag them down."""
+    if "epochs" not in df:
+        return df
+    return df[~(df["epochs"].to_numpy(float) > 1.0)]
+
+
+def best_per_allocation(df: pd.DataFrame) -> pd.DataFrame:
+    """The lowest-loss run of each (N, D): a law of N and D describes tuned runs, so runs of
+    a hyperparameter sweep count once, at their best."""
+    ok = df[np.isfinite(df["final_loss"].to_numpy(float))]
+    if ok.empty:
+        return ok
+    keep = ok.groupby(["non_embedding_params", "tokens"], sort=False)["final_loss"].idxmin()
+    return ok.loc[keep.to_numpy()].reset_index(drop=True)
 
 
 def _data_section(k: _Kind) -> None:
-    N, D, C = k.col("non_embedding_params"), k.col("tokens"), k.col("budget_flops")
+    N, D, C = (k.col(c, "all") for c in ("non_embedding_params", "tokens", "budget_flops"))
     budgets = np.unique(budget_labels(C)[np.isfinite(C)])
     k.md += _table(
-        ["runs", "N range (non-embedding params)", "D range (tokens)", "IsoFLOP budgets"],
+        [
+            "runs",
+            "single-epoch (N, D) pairs",
+            "N range (non-embedding params)",
+            "D range (tokens)",
+            "IsoFLOP budgets",
+        ],
         [
             [
                 str(len(k.df)),
+                str(len(k.best)),
                 f"{_g(np.nanmin(N))} – {_g(np.nanmax(N))}",
                 f"{_g(np.nanmin(D))} – {_g(np.nanmax(D))}",
                 str(budgets.size),
             ]
         ],
     )
+    k.md += [
+        "The compute-constrained laws (IsoFLOP, parametric) use single-epoch runs, the best over "
+        "hyperparameters at each (N, D); the hyperparameter laws use every single-epoch run.",
+        "",
+    ]
 
 
 def _isoflop_section(k: _Kind) -> None:
@@ -132,6 +175,10 @@ def _isoflop_section(k: _Kind) -> None:
         )
     except _SKIPPABLE as err:
         k.skip("isoflop", str(err))
+        # The runs are still worth a look: they show why no law could be fitted.
+        k.plot("isoflop", lambda p: plot_isoflop(
+            None, C[on_budget], N[on_budget], y[on_budget], p,
+            title=f"{k.kind.upper()} IsoFLOP profiles"))
         return
     k.fits["isoflop"] = fit
     rows = [
@@ -235,6 +282,16 @@ def _parametric_section(k: _Kind) -> None:
         for n in ("E", "A", "B", "alpha", "beta")
     )
     k.summary.append(f"  parametric: {coefs}")
+    odd = [n for n in ("alpha", "beta") if not 0 < getattr(fit, n) <= MAX_PLAUSIBLE_EXPONENT]
+    if odd:
+        # Noisy or few runs can make a "cliff" (an exponent of ~10 with a prefactor of 1e100)
+        # fit slightly better than a sensible law: report it, do not trust it.
+        warning = (
+            f"{' and '.join(odd)} outside (0, {MAX_PLAUSIBLE_EXPONENT:g}]: the fit is "
+            "probably degenerate (too few or too noisy runs)"
+        )
+        k.md += [f"**Warning:** {warning}.", ""]
+        k.summary.append(f"  parametric warning: {warning}")
     try:
         a_ci = f" (95% CI {_ci(fit.intervals, 'a')})" if "a" in fit.intervals else ""
         k.md += [
@@ -284,10 +341,10 @@ def _data_constrained_section(k: _Kind) -> None:
     if "unique_tokens" not in k.df or "epochs" not in k.df:
         k.skip("data_constrained", "no unique_tokens/epochs columns (not a data-constrained study)")
         return
-    y, which = k.col("val_loss"), "val_loss"
+    y, which = k.col("val_loss", "all"), "val_loss"
     if not np.isfinite(y).any():
-        y, which = k.col("final_loss"), "final_loss (no val_loss recorded)"
-    N, U, e = k.col("non_embedding_params"), k.col("unique_tokens"), k.col("epochs")
+        y, which = k.col("final_loss", "all"), "final_loss (no val_loss recorded)"
+    N, U, e = (k.col(c, "all") for c in ("non_embedding_params", "unique_tokens", "epochs"))
     ok = (
         np.isfinite(N)
         & np.isfinite(U)
@@ -313,23 +370,21 @@ def _data_constrained_section(k: _Kind) -> None:
 
 def _hyperparameter_section(k: _Kind) -> None:
     k.md += ["### Hyperparameter laws (B_opt, lr_opt against C)", ""]
-    C = k.col("budget_flops")
-    C = np.where(np.isfinite(C), C, k.col("flops"))
+    C = k.col("budget_flops", "fresh")
+    C = np.where(np.isfinite(C), C, k.col("flops", "fresh"))
     labels = budget_labels(C)
     rows = []
     for name in HYPERPARAMETERS:
-        v = k.col(name)
-        swept = [
-            c
-            for c in np.unique(labels[np.isfinite(labels)])
-            if np.unique(v[(labels == c) & np.isfinite(v)]).size >= 2
-        ]
-        if len(swept) < 2:
-            k.skip(f"{name} law", f"{name} is swept at {len(swept)} budget(s) (needs 2)")
+        v = k.col(name, "fresh")
+        swept = swept_budgets(labels, v)
+        if swept.size < 2:
+            k.skip(f"{name} law", f"{name} is swept at {swept.size} budget(s) (needs 2)")
             continue
         try:
-            n_boot = k.n_bootstrap if len(k.df) >= MIN_BOOTSTRAP_RUNS else 0
-            law = fit_hyperparameter_law(C, v, k.col("final_loss"), n_bootstrap=n_boot, seed=k.seed)
+            n_boot = k.n_bootstrap if len(k.fresh) >= MIN_BOOTSTRAP_RUNS else 0
+            law = fit_hyperparameter_law(
+                C, v, k.col("final_loss", "fresh"), n_bootstrap=n_boot, seed=k.seed
+            )
         except _SKIPPABLE as err:
             k.skip(f"{name} law", str(err))
             continue
@@ -338,6 +393,17 @@ def _hyperparameter_section(k: _Kind) -> None:
         k.summary.append(f"  {law.describe('C', name + '_opt')}")
     if rows:
         k.md += _table(["hyperparameter", "k", "exponent", "exponent 95% CI"], rows)
+        if k.alone:  # with both kinds, the transfer section plots them side by side
+            laws = {n: k.fits[f"{n}_law"] for n in HYPERPARAMETERS if f"{n}_law" in k.fits}
+            k.plot(
+                "hyperparameters",
+                lambda p: plot_hyperparameter_laws(
+                    {k.kind: laws},
+                    {k.kind: k.fresh},
+                    p,
+                    title=f"{k.kind.upper()} hyperparameter laws",
+                ),
+            )
 
 
 def _transfer_section(
@@ -348,7 +414,8 @@ def _transfer_section(
     plots: list[Path],
     fits: dict,
 ) -> None:
-    ar, dlm = runs[runs["kind"] == "ar"], runs[runs["kind"] == "dlm"]
+    fresh = fresh_data_runs(runs)
+    ar, dlm = fresh[fresh["kind"] == "ar"], fresh[fresh["kind"] == "dlm"]
     md += ["## AR → DLM hyperparameter transfer", ""]
     if ar.empty or dlm.empty or not all(h in runs for h in HYPERPARAMETERS):
         md += ["Skipped: needs AR and DLM runs with lr and batch_tokens.", ""]
@@ -380,6 +447,9 @@ def _transfer_section(
         )
     md += [f"**Verdict:** {comparison.verdict}", ""]
     summary.append(f"transfer: {comparison.verdict}")
+    if not any(comparison.laws.values()):
+        md += ["No hyperparameter law fitted (no hyperparameter swept at 2 budgets): no plot.", ""]
+        return
     path = plot_hyperparameter_laws(
         comparison.laws, {"ar": ar, "dlm": dlm}, out_dir / "transfer.png"
     )
@@ -414,10 +484,12 @@ def write_report(
     summary, plots = [f"{title}"], []
     fits: dict[str, dict[str, object]] = {}
     skipped: dict[str, dict[str, str]] = {}
-    for kind in sorted(runs["kind"].dropna().unique(), key=lambda s: (s != "dlm", s)):
+    kinds = sorted(runs["kind"].dropna().unique(), key=lambda s: (s != "dlm", s))
+    for kind in kinds:
         k = _Kind(
             str(kind), runs[runs["kind"] == kind].reset_index(drop=True), out_dir, n_bootstrap, seed
         )
+        k.alone = len(kinds) == 1
         k.summary.append(f"{k.kind}: {len(k.df)} runs")
         _data_section(k)
         for section in (

@@ -21,7 +21,9 @@ from quokka_ray.model import (
 from quokka_ray.sweep.spec import Experiment, FixedStudy, Hyperparameters, IsoFlopStudy
 from quokka_ray.sweep.validation import ExperimentError, grid_values, is_search_space
 
-VOCAB_SIZES = {"byte": 257}
+# Vocabulary sizes (mask token included) known without loading the tokenizer, so that
+# `quokka plan` works offline.
+VOCAB_SIZES = {"byte": 257, "gpt2": 50_258}
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ def trial_params(spec: TrialSpec, train: TrainConfig, context: SweepContext) -> 
         "trial_name": spec.name, "kind": spec.kind, "kernel": spec.objective.kernel,
         "schedule": spec.objective.schedule, "loss": spec.objective.loss,
         "timesteps": spec.objective.timesteps, "t_min": spec.objective.t_min,
+        "curriculum_width": spec.objective.curriculum_width,
         "non_embedding_params": spec.non_embedding_params, "total_params": spec.total_params,
         "tokens": tokens, "flops": 6.0 * spec.non_embedding_params * tokens,
         "budget_flops": spec.budget_flops if spec.budget_flops is not None else "",
