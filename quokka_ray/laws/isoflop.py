@@ -115,11 +115,16 @@ def fit_budget_parabola(budget_flops: float, N, loss) -> BudgetParabola | Skippe
     )
 
 
-def _parabolas(labels, N, loss) -> tuple[list[BudgetParabola], list[SkippedBudget]]:
+def _parabolas(labels, N, loss, require_vertex_inside: bool = False
+               ) -> tuple[list[BudgetParabola], list[SkippedBudget]]:
     kept, skipped = [], []
     for c in np.unique(labels[np.isfinite(labels)]):
         members = labels == c
         result = fit_budget_parabola(c, N[members], loss[members])
+        if (require_vertex_inside and isinstance(result, BudgetParabola)
+                and not result.vertex_inside):
+            result = SkippedBudget(c, f"vertex N={result.n_opt:.3g} lies outside the sizes run "
+                                      f"({result.n_range[0]:.3g}-{result.n_range[1]:.3g})")
         (kept if isinstance(result, BudgetParabola) else skipped).append(result)
     return kept, skipped
 
@@ -132,11 +137,14 @@ def _laws(parabolas: list[BudgetParabola]):
 
 
 def fit_isoflop(
-    C, N, loss, *, n_bootstrap: int = 0, seed: int = 0, confidence: float = CONFIDENCE
+    C, N, loss, *, n_bootstrap: int = 0, seed: int = 0, confidence: float = CONFIDENCE,
+    require_vertex_inside: bool = False,
 ) -> IsoFlopFit:
     """Fit IsoFLOP profiles: C budget FLOPs, N non-embedding parameters, loss nats/token.
 
-    Budgets within 1% of each other are one budget (see budgets.py). With n_bootstrap > 0,
+    Budgets within 1% of each other are one budget (see budgets.py). With
+    require_vertex_inside, a budget whose vertex lies outside the sizes it ran is skipped
+    too: that vertex is an extrapolation of the parabola. With n_bootstrap > 0,
     points are resampled with replacement within each budget and everything is refitted;
     replicates with fewer than 2 usable budgets are dropped (counted in n_bootstrap_ok).
     """
@@ -146,7 +154,7 @@ def fit_isoflop(
     ok = np.isfinite(C) & np.isfinite(N) & np.isfinite(loss) & (C > 0) & (N > 0)
     C, N, loss = C[ok], N[ok], loss[ok]
     labels = budget_labels(C)
-    kept, skipped = _parabolas(labels, N, loss)
+    kept, skipped = _parabolas(labels, N, loss, require_vertex_inside)
     if len(kept) < 2:
         why = "; ".join(f"C={s.budget_flops:.3g}: {s.reason}" for s in skipped) or "none skipped"
         raise LawInputError(
@@ -160,7 +168,7 @@ def fit_isoflop(
         samples: dict[str, list[float]] = {"a": [], "b": [], "k_N": [], "k_D": []}
         for _ in range(n_bootstrap):
             idx = resample_within_groups(labels, rng)
-            replicate, _ = _parabolas(labels[idx], N[idx], loss[idx])
+            replicate, _ = _parabolas(labels[idx], N[idx], loss[idx], require_vertex_inside)
             if len(replicate) < 2:
                 continue
             rn, rd = _laws(replicate)

@@ -170,9 +170,14 @@ def _isoflop_section(k: _Kind) -> None:
         k.skip("isoflop", "no run has a budget_flops (not an IsoFLOP study)")
         return
     try:
-        fit = fit_isoflop(
-            C[on_budget], N[on_budget], y[on_budget], n_bootstrap=k.n_bootstrap, seed=k.seed
-        )
+        # A vertex outside the sizes a budget ran is an extrapolation: leave such budgets out
+        # while two or more remain, as a sweep designed around the optimum would.
+        try:
+            fit = fit_isoflop(C[on_budget], N[on_budget], y[on_budget],
+                              n_bootstrap=k.n_bootstrap, seed=k.seed, require_vertex_inside=True)
+        except _SKIPPABLE:
+            fit = fit_isoflop(C[on_budget], N[on_budget], y[on_budget],
+                              n_bootstrap=k.n_bootstrap, seed=k.seed)
     except _SKIPPABLE as err:
         k.skip("isoflop", str(err))
         # The runs are still worth a look: they show why no law could be fitted.

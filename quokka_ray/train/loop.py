@@ -40,7 +40,6 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
         [{"params": decay, "weight_decay": opt.weight_decay},
          {"params": no_decay, "weight_decay": 0.0}],
         lr=opt.lr, betas=opt.betas, eps=opt.eps,
-        foreach=False,  # the foreach path mixes DTensor shards badly on gloo
     )
 
 
