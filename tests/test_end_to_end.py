@@ -60,3 +60,20 @@ def test_sweep_records_runs_and_fits_laws(ray_session, tmp_path, data_cache, mon
     logged = [a.path for a in client.list_artifacts(newest_parent, "laws")]
     assert any(p.endswith("report.md") for p in logged)
     assert any(p.endswith(".png") for p in logged)
+
+
+@pytest.mark.slow
+def test_optuna_samples_a_searched_learning_rate(ray_session, tmp_path, data_cache, monkeypatch):
+    monkeypatch.setenv("QUOKKA_TEST_CACHE", str(data_cache))
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    assert main(["run", str(EXPERIMENTS / "tiny_optuna.py"), "--tracking-uri", uri,
+                 "--storage-path", str(tmp_path / "runs")]) == 0
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("tiny_optuna")
+    runs = client.search_runs([experiment.experiment_id],
+                              filter_string="tags.`quokka.role` = 'trial'")
+    assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
+    rates = {float(r.data.params["lr"]) for r in runs}
+    assert len(rates) == 2 and all(1e-3 <= lr <= 1e-2 for lr in rates)
+    assert len({r.data.tags["quokka.trial"] for r in runs}) == 2  # one name per sampled point
