@@ -13,8 +13,6 @@ from quokka_ray.sweep.driver import resolve_storage_path
 from quokka_ray.sweep.grid import TrialSpec
 from quokka_ray.sweep.spec import Experiment
 from quokka_ray.train import checkpoint
-from quokka_ray.train.config import TrainConfig
-from quokka_ray.train.loop import build_optimizer
 
 
 def latest_checkpoint(storage_path: str, trial_name: str) -> Path:
@@ -35,9 +33,7 @@ def sample_from_checkpoint(experiment: Experiment, trials: list[TrialSpec], tria
     folder = latest_checkpoint(resolve_storage_path(storage_path or experiment.storage_path),
                                trial_name)
     model = Transformer(spec.model)
-    # DCP restores the optimizer with the model; an optimizer of the same shape receives it.
-    train = TrainConfig(model=spec.model, objective=spec.objective, data=experiment.data)
-    checkpoint.load(folder, model, build_optimizer(model, train))
+    checkpoint.load_model(folder, model)
     model.eval()
     tokenizer = get_tokenizer(experiment.data.tokenizer)
     generator = torch.Generator().manual_seed(seed)

@@ -24,12 +24,17 @@ ROLE_TAG = "quokka.role"
 PARENT_TAG = "mlflow.parentRunId"
 
 
+def is_relative_sqlite(uri: str) -> bool:
+    """True for sqlite:///path with a relative path: a file under the working directory."""
+    return uri.startswith("sqlite:///") and not uri.startswith("sqlite:////")
+
+
 def resolve_tracking_uri(explicit: str | None = None, base_dir: Path | None = None) -> str:
     """--tracking-uri, else MLFLOW_TRACKING_URI, else MLflow's default SQLite file in the working
     directory. A relative SQLite path becomes absolute: under `ray job submit` the job runs in
     a temporary copy of the folder, and a relative store would be lost with it."""
     uri = explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+    if is_relative_sqlite(uri):
         relative = uri[len("sqlite:///"):]
         uri = "sqlite:///" + str(((base_dir or Path.cwd()) / relative).resolve())
     elif "://" not in uri:

@@ -22,6 +22,19 @@ def ray_session():
     ray.shutdown()
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test: small matmuls gain little from a second thread, and
+    OpenMP's spinning threads slow down many times over when the cores are shared (Ray
+    workers of other tests, parallel jobs)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def data_cache(tmp_path_factory) -> Path:
     """One shard cache for the whole session: shards are keyed by their config."""

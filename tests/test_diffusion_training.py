@@ -19,14 +19,7 @@ SEQ_LEN, BATCH, STEPS = 64, 16, 80
 TOKENIZER = ByteTokenizer()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Small matmuls gain little from a second thread, and OpenMP's spinning threads slow down
-    # many times over when the cores are shared (Ray workers of other tests, parallel jobs).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

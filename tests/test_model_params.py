@@ -21,15 +21,7 @@ from quokka_ray.model import (
     total_params,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Small matmuls gain little from a second thread, and OpenMP's spinning threads slow down
-    # many times over when the cores are shared (Ray workers of other tests, parallel jobs).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 CONFIGS = [

@@ -37,8 +37,13 @@ class PackedData:
         return int(self.train.size)
 
 
+# Part of the cache key: a change to what the shards or manifest hold gets new shards.
+SHARD_FORMAT = 2
+
+
 def shard_dir(cfg: DataConfig) -> Path:
-    key = hashlib.sha256(json.dumps(asdict(cfg), sort_keys=True).encode()).hexdigest()[:16]
+    keyed = {"format": SHARD_FORMAT, **asdict(cfg)}
+    key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
     return Path(cfg.cache_dir).expanduser() / f"packed-{key}"
 
 
@@ -73,6 +78,7 @@ def prepare_shards(cfg: DataConfig) -> Path:
         "source": corpus.description,
         "vocab_size": tokenizer.vocab_size,
         "mask_token_id": tokenizer.mask_token_id,
+        "bytes_per_token": tokenizer.bytes_per_token,
         "train_sequences": int(split),
         "validation_sequences": int(cfg.validation_sequences),
         "train_tokens": int(split * cfg.seq_len),

@@ -15,7 +15,13 @@ from quokka_ray.sweep.spec import Experiment
 from quokka_ray.sweep.trial import SweepContext
 from quokka_ray.sweep.tune_driver import run_sweep, summarize
 from quokka_ray.sweep.validation import ExperimentError
-from quokka_ray.tracking import MlflowStore, git_commit, resolve_tracking_uri
+from quokka_ray.tracking import (
+    DEFAULT_TRACKING_URI,
+    MlflowStore,
+    git_commit,
+    is_relative_sqlite,
+    resolve_tracking_uri,
+)
 
 
 @dataclass(frozen=True)
@@ -46,9 +52,9 @@ def resolve_storage_path(path: str) -> str:
 
 
 def resolve_tracking(explicit: str | None, experiment: Experiment) -> str:
-    uri = explicit or os.environ.get("MLFLOW_TRACKING_URI") or experiment.tracking_uri
-    if (uri is None or (uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"))) \
-            and in_ray_job_copy():
+    uri = (explicit or os.environ.get("MLFLOW_TRACKING_URI") or experiment.tracking_uri
+           or DEFAULT_TRACKING_URI)
+    if is_relative_sqlite(uri) and in_ray_job_copy():
         raise ExperimentError(
             "the MLflow store would be a relative SQLite file inside the job's temporary copy of "
             "the working directory: pass --tracking-uri (an http:// server, or sqlite:////abs/path)")

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import torch
 import torch.distributed.checkpoint as dcp
-from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.checkpoint.state_dict import (
+    get_model_state_dict,
+    get_state_dict,
+    set_model_state_dict,
+    set_state_dict,
+)
 
 TRAIN_STATE = "train_state.json"
 
@@ -30,6 +35,13 @@ def save(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(folder))
     if rank == 0:
         (folder / TRAIN_STATE).write_text(json.dumps(asdict(state)))
+
+
+def load_model(folder: Path, model: torch.nn.Module) -> None:
+    """The model's weights alone (for sampling): DCP reads only the keys asked for."""
+    model_state = get_model_state_dict(model)
+    dcp.load({"model": model_state}, checkpoint_id=str(folder))
+    set_model_state_dict(model, model_state)
 
 
 def load(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> TrainState:

@@ -86,7 +86,7 @@ def train(
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else nullcontext())
     tokens_per_s = 0.0
-    bytes_per_token = _bytes_per_token(data.manifest)
+    bytes_per_token = data.manifest["bytes_per_token"]  # known for byte-level tokens only
 
     def evaluate() -> dict[str, float]:
         """Validation (every worker, same data) and the smoothed training loss so far."""
@@ -175,8 +175,3 @@ def _validate(model, validation: torch.Tensor, cfg: TrainConfig, mask_id: int, a
 
 def _full_tensor(value: torch.Tensor) -> torch.Tensor:
     return value.full_tensor() if hasattr(value, "full_tensor") else value
-
-
-def _bytes_per_token(manifest: dict) -> float | None:
-    # Byte-level tokens are exactly one byte each, so nats/token convert to bits per byte.
-    return 1.0 if manifest["data_config"]["tokenizer"] == "byte" else None
