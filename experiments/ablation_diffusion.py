@@ -9,6 +9,7 @@ Validation always uses the fixed uniform-t ELBO estimate, so the runs compare di
 
 from quokka_ray.sweep import (
     DataConfig,
+    EvaluationConfig,
     Experiment,
     FixedStudy,
     Hyperparameters,
@@ -31,5 +32,5 @@ experiment = Experiment(
     hyperparameters=Hyperparameters(lr=3e-3, batch_sequences=16),
     data=DataConfig(seq_len=64),
     resources=Resources(workers_per_trial=1),
-    smoothing_window_steps=51,
+    evaluation=EvaluationConfig(smoothing_window_steps=51),
 )

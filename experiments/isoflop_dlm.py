@@ -16,6 +16,7 @@ token at most once. Larger budgets need a larger corpus and more host memory per
 
 from quokka_ray.sweep import (
     DataConfig,
+    EvaluationConfig,
     Experiment,
     Hyperparameters,
     IsoFlopStudy,
@@ -35,5 +36,5 @@ experiment = Experiment(
                     max_corpus_bytes=5_000_000_000, validation_sequences=256),
     resources=Resources(workers_per_trial=(1, 8), use_gpu=True, micro_batch_sequences=16),
     checkpoint_every_steps=500,
-    eval_every_steps=500,
+    evaluation=EvaluationConfig(eval_every_steps=500),
 )

@@ -8,6 +8,7 @@ from ray import tune
 
 from quokka_ray.sweep import (
     DataConfig,
+    EvaluationConfig,
     Experiment,
     FixedStudy,
     Hyperparameters,
@@ -24,6 +25,5 @@ experiment = Experiment(
     search=Search(algorithm="optuna", num_samples=12, scheduler="asha"),
     data=DataConfig(seq_len=64),
     resources=Resources(workers_per_trial=1),
-    eval_every_steps=50,
-    smoothing_window_steps=51,
+    evaluation=EvaluationConfig(eval_every_steps=50, smoothing_window_steps=51),
 )

@@ -16,6 +16,7 @@ method, not the science.
 
 from quokka_ray.sweep import (
     DataConfig,
+    EvaluationConfig,
     Experiment,
     Hyperparameters,
     IsoFlopStudy,
@@ -32,9 +33,9 @@ experiment = Experiment(
     ),
     objectives=[ObjectiveConfig(kind="dlm", kernel="masked", schedule="linear", loss="elbo")],
     hyperparameters=Hyperparameters(lr=1e-2, weight_decay=0.1, batch_sequences=32),
-    data=DataConfig(seq_len=64, max_corpus_bytes=2_000_000, validation_sequences=64),
+    data=DataConfig(seq_len=64, max_corpus_bytes=12_000_000, validation_sequences=64),
     resources=Resources(workers_per_trial=1, cpus_per_worker=1, micro_batch_sequences=32),
     # One checkpoint at the end: at this scale a resume costs less than frequent saves.
     checkpoint_every_steps=5000,
-    smoothing_window_steps=201,
+    evaluation=EvaluationConfig(smoothing_window_steps=201),
 )

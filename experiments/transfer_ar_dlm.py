@@ -8,6 +8,7 @@ from ray import tune
 
 from quokka_ray.sweep import (
     DataConfig,
+    EvaluationConfig,
     Experiment,
     Hyperparameters,
     IsoFlopStudy,
@@ -22,5 +23,5 @@ experiment = Experiment(
                                     batch_sequences=tune.grid_search([8, 32])),
     data=DataConfig(seq_len=64),
     resources=Resources(workers_per_trial=1),
-    smoothing_window_steps=21,
+    evaluation=EvaluationConfig(smoothing_window_steps=21),
 )

@@ -11,18 +11,21 @@ from pathlib import Path
 
 from quokka_ray import __version__
 
+#: Bootstrap replicates of `quokka fit EXPERIMENT` (a CSV fit has none unless asked).
+DEFAULT_FIT_BOOTSTRAP = 200
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    from quokka_ray.sweep.validation import ExperimentError
+    from quokka_ray.config import ConfigError
 
     try:
         return args.handler(args)
-    except ExperimentError as err:
+    except ConfigError as err:
         print(f"quokka: error: {err}", file=sys.stderr)
         return 2
-    except (LookupError, ValueError, FileNotFoundError) as err:
+    except (LookupError, ValueError, OSError) as err:
         if os.environ.get("QUOKKA_TRACEBACK"):
             raise
         print(f"quokka: error: {err}", file=sys.stderr)
@@ -84,27 +87,51 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(path: str):
-    from quokka_ray.sweep import ExperimentError, load_experiment, plan_trials
+    from quokka_ray.sweep import load_plan
 
-    experiment = load_experiment(path)
+    return load_plan(path)
+
+
+def _corpus(experiment, trials, path: str):
+    """The corpus the trials would train on, checked against them; None where it is not
+    prepared yet and cannot be prepared offline (a Hugging Face source: `quokka run` does)."""
+    from quokka_ray.config import ConfigError
+    from quokka_ray.data import prepare_shards, read_manifest
+    from quokka_ray.sweep.checks import check_corpus, corpus_from_manifest
+
+    manifest = read_manifest(experiment.data)
+    if manifest is None and (experiment.data.source == "stdlib"
+                             or Path(experiment.data.source).expanduser().exists()):
+        prepare_shards(experiment.data)
+        manifest = read_manifest(experiment.data)
+    if manifest is None:
+        return None
+    corpus = corpus_from_manifest(manifest)
     try:
-        trials = plan_trials(experiment)
-    except ExperimentError as err:
-        raise ExperimentError(f"{path}: {err}") from None
-    return experiment, trials
+        check_corpus(experiment, trials, corpus)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    return corpus
 
 
 def _plan(args) -> int:
+    from quokka_ray.sweep.checks import unique_tokens
+
     experiment, trials = _load(args.experiment_file)
+    corpus = _corpus(experiment, trials, args.experiment_file)
+    unique = unique_tokens(experiment, corpus) if corpus else None
     rows = [{
         "name": t.name, "kind": t.kind, "kernel": t.objective.kernel,
-        "schedule": t.objective.schedule, "non_embedding_params": t.non_embedding_params,
+        "schedule": t.objective.schedule, "loss": t.objective.loss,
+        "timesteps": t.objective.timesteps, "non_embedding_params": t.non_embedding_params,
         "total_params": t.total_params, "n_layers": t.model.n_layers, "d_model": t.model.d_model,
         "tokens": t.tokens, "flops": t.flops, "budget_flops": t.budget_flops,
+        "unique_tokens": unique,
+        "epochs": None if unique is None or t.tokens is None else t.tokens / unique,
         "exact_flops": None if t.tokens is None else t.exact_flops_per_token * t.tokens,
         "lr": _show(t.hyperparameters.lr), "weight_decay": _show(t.hyperparameters.weight_decay),
         "batch_sequences": _show(t.hyperparameters.batch_sequences),
-        "searched": list(t.searched),
+        "searched": list(t.searched), "settings": t.settings,
     } for t in trials]
     if args.json:
         print(json.dumps(rows, indent=1))
@@ -112,23 +139,31 @@ def _plan(args) -> int:
     print(f"experiment {experiment.name!r}: {len(trials)} trials"
           + (f" x {experiment.search.num_samples} samples of {', '.join(trials[0].searched)}"
              if trials and trials[0].searched else ""))
-    header = f"{'name':<34} {'kind':<4} {'N':>9} {'L x d':>7} {'D tokens':>10} {'C=6ND':>9} {'budget':>9} {'lr':>8} {'batch':>5}"
+    header = (f"{'name':<36} {'kind':<4} {'N':>9} {'L x d':>7} {'D tokens':>10} {'epochs':>6} "
+              f"{'C=6ND':>9} {'budget':>9} {'lr':>8} {'batch':>5}")
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['name']:<34} {r['kind']:<4} {r['non_embedding_params']:>9,} "
+        print(f"{r['name']:<36} {r['kind']:<4} {r['non_embedding_params']:>9,} "
               f"{str(r['n_layers']) + 'x' + str(r['d_model']):>7} {_num(r['tokens']):>10} "
-              f"{_num(r['flops']):>9} {_num(r['budget_flops']):>9} {str(r['lr']):>8} "
-              f"{str(r['batch_sequences']):>5}")
+              f"{_num(r['epochs']):>6} {_num(r['flops']):>9} {_num(r['budget_flops']):>9} "
+              f"{str(r['lr']):>8} {str(r['batch_sequences']):>5}")
     known = [r["exact_flops"] for r in rows if r["exact_flops"]]
     if known:
         print(f"total training compute (exact FLOPs, attention and output layer included): "
               f"{sum(known):.3g}")
+    if corpus is None:
+        print(f"data: {experiment.data.source} is not prepared yet; `quokka run` prepares it "
+              "and checks that no trial repeats data")
+    else:
+        print(f"data: {corpus.train_tokens:,} training tokens, {unique:,} of them unique to each "
+              f"trial (U); the most epochs of any trial: "
+              f"{max((r['epochs'] or 0) for r in rows):.3g}")
     return 0
 
 
 def _show(value):
-    from quokka_ray.sweep.validation import is_search_space
+    from quokka_ray.config import is_search_space
 
     return "searched" if is_search_space(value) else value
 
@@ -140,12 +175,16 @@ def _num(value) -> str:
 
 
 def _run(args) -> int:
+    from quokka_ray.config import ConfigError
     from quokka_ray.sweep.driver import run_experiment
 
     experiment, trials = _load(args.experiment_file)
     print(f"[quokka] {experiment.name}: {len(trials)} trials", flush=True)
-    outcome = run_experiment(experiment, trials, tracking_uri=args.tracking_uri,
-                             storage_path=args.storage_path, address=args.address)
+    try:
+        outcome = run_experiment(experiment, trials, tracking_uri=args.tracking_uri,
+                                 storage_path=args.storage_path, address=args.address)
+    except ConfigError as err:
+        raise ConfigError(f"{args.experiment_file}: {err}") from None
     print(f"[quokka] {outcome.finished} trials finished, {outcome.failed} failed")
     print(f"[quokka] checkpoints and Tune state: {outcome.storage_path}")
     print(f"[quokka] compare runs: mlflow ui --backend-store-uri {outcome.tracking_uri}")
@@ -162,23 +201,27 @@ def _fit(args) -> int:
     if not args.experiment:
         raise ValueError("give an experiment file or name, or --csv FILE")
     from quokka_ray.analysis import fit_experiment
-    from quokka_ray.tracking import resolve_tracking_uri
+    from quokka_ray.tracking import check_reachable, resolve_tracking_uri
 
-    name, uri = args.experiment, args.tracking_uri
+    name, uri, planned = args.experiment, args.tracking_uri, None
     if args.experiment.endswith(".py") or Path(args.experiment).is_file():
-        from quokka_ray.sweep import load_experiment
-
-        experiment = load_experiment(args.experiment)
-        name, uri = experiment.name, uri or os.environ.get("MLFLOW_TRACKING_URI") or experiment.tracking_uri
+        experiment, trials = _load(args.experiment)
+        name, planned = experiment.name, [t.name for t in trials]
+        uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or experiment.tracking_uri
     uri = resolve_tracking_uri(uri)
+    check_reachable(uri)
     out_dir = Path(args.out or Path("quokka_outputs") / name).resolve()
-    outcome = fit_experiment(name, uri, out_dir)
+    outcome = fit_experiment(
+        name, uri, out_dir, planned=planned, laws=[args.law] if args.law else None,
+        n_bootstrap=DEFAULT_FIT_BOOTSTRAP if args.bootstrap is None else args.bootstrap,
+        seed=args.seed)
     print(outcome.summary)
-    print(f"[quokka] {outcome.trials} trials fitted; report: {outcome.markdown_path}")
+    left = ", ".join(f"{n} {how}" for how, n in sorted(outcome.left_out.items()))
+    print(f"[quokka] {outcome.trials} trials fitted" + (f"; left out: {left}" if left else "")
+          + f"; report: {outcome.markdown_path}")
     for path in outcome.plot_paths:
         print(f"[quokka] plot: {path}")
-    if outcome.parent_run_id:
-        print(f"[quokka] logged to MLflow run {outcome.parent_run_id} (artifacts/laws)")
+    print(f"[quokka] logged to MLflow fit run {outcome.fit_run_id}")
     return 0
 
 

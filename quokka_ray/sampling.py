@@ -27,9 +27,10 @@ def sample_from_checkpoint(experiment: Experiment, trials: list[TrialSpec], tria
                            storage_path: str | None, num_samples: int, steps: int,
                            seed: int) -> list[str]:
     specs = {t.name: t for t in trials}
-    if trial_name not in specs:
+    # A searched trial's runs are named <trial>-<digest of the sampled values>.
+    spec = specs.get(trial_name) or specs.get(trial_name.rsplit("-", 1)[0])
+    if spec is None:
         raise LookupError(f"no trial {trial_name!r} in {experiment.name} (see quokka plan)")
-    spec = specs[trial_name]
     folder = latest_checkpoint(resolve_storage_path(storage_path or experiment.storage_path),
                                trial_name)
     model = Transformer(spec.model)

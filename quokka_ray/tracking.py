@@ -7,10 +7,14 @@ mlflow.parentRunId). A trial interrupted and resumed continues in its unfinished
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 from mlflow.entities import Metric
@@ -22,6 +26,10 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 TRIAL_TAG = "quokka.trial"
 ROLE_TAG = "quokka.role"
 PARENT_TAG = "mlflow.parentRunId"
+PLAN_DIGEST_TAG = "quokka.plan_digest"
+OUTCOME_TAG = "quokka.outcome"
+"""How a trial ended: finished, stopped_early (by ASHA) or failed."""
+PLAN_ARTIFACT = "plan.json"
 
 
 def is_relative_sqlite(uri: str) -> bool:
@@ -51,8 +59,30 @@ def git_commit(folder: Path | None = None) -> str:
         return "unknown"
 
 
+def check_reachable(tracking_uri: str, timeout_s: float = 5.0) -> None:
+    """Raise ConnectionError (one line) if an http(s) tracking server does not answer: MLflow's
+    own client would retry for minutes, after Ray had started."""
+    url = urlparse(tracking_uri)
+    if url.scheme not in ("http", "https"):
+        return
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname, port), timeout=timeout_s).close()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise ConnectionError(f"MLflow tracking server {tracking_uri} is unreachable ({reason}): "
+                              "start it, or pass another --tracking-uri") from None
+
+
+def store_exists(tracking_uri: str) -> bool:
+    """False for a SQLite store whose file is not there yet (reading it would create it)."""
+    if tracking_uri.startswith("sqlite:///"):
+        return Path(tracking_uri[len("sqlite:///"):]).exists()
+    return True
+
+
 class MlflowStore:
-    """Experiment, parent and trial runs in one tracking store."""
+    """Experiment, sweep, trial and fit runs in one tracking store."""
 
     def __init__(self, tracking_uri: str):
         self.tracking_uri = tracking_uri
@@ -62,57 +92,104 @@ class MlflowStore:
         experiment = self.client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
-        return self.client.create_experiment(name) if create else None
+        if not create:
+            return None
+        return self.client.create_experiment(name, artifact_location=self._artifact_location(name))
 
-    def start_parent_run(self, experiment_name: str, params: dict[str, object]) -> str:
+    def _artifact_location(self, name: str) -> str | None:
+        """Beside a SQLite store, as an absolute folder: MLflow's default is relative to the
+        working directory, which under `ray job submit` is a copy deleted with the job."""
+        if not self.tracking_uri.startswith("sqlite:///"):
+            return None  # a server decides where artifacts go
+        database = Path(self.tracking_uri[len("sqlite:///"):])
+        return (database.parent / "mlartifacts" / name).as_uri()
+
+    def _runs(self, experiment_name: str, filter_string: str, max_results: int = 50_000):
+        experiment_id = self.experiment_id(experiment_name, create=False)
+        if experiment_id is None:
+            return []
+        return self.client.search_runs([experiment_id], filter_string=filter_string,
+                                       order_by=["attributes.start_time DESC"],
+                                       max_results=max_results)
+
+    def sweep_plan(self, experiment_name: str) -> dict | None:
+        """The plan recorded by the experiment's latest sweep run, or None."""
+        runs = self._runs(experiment_name, f"tags.`{ROLE_TAG}` = 'sweep'", max_results=1)
+        if not runs or PLAN_DIGEST_TAG not in runs[0].data.tags:
+            return None
+        with tempfile.TemporaryDirectory() as folder:
+            path = self.client.download_artifacts(runs[0].info.run_id, PLAN_ARTIFACT, folder)
+            return json.loads(Path(path).read_text())
+
+    def sweep_run(self, experiment_name: str, plan: dict, params: dict[str, object]) -> str:
+        """The sweep's run: the one that recorded this plan (a resumed sweep), else a new one."""
+        runs = self._runs(experiment_name,
+                          f"tags.`{ROLE_TAG}` = 'sweep' and tags.`{PLAN_DIGEST_TAG}` = "
+                          f"'{plan['digest']}'", max_results=1)
+        if runs:
+            run_id = runs[0].info.run_id
+            self.client.update_run(run_id, status="RUNNING")
+            return run_id
         run = self.client.create_run(
             self.experiment_id(experiment_name), run_name=f"{experiment_name}-sweep",
-            tags={ROLE_TAG: "sweep", "quokka.version": __version__})
+            tags={ROLE_TAG: "sweep", PLAN_DIGEST_TAG: plan["digest"],
+                  "quokka.version": __version__})
         self.client.log_batch(run.info.run_id, params=_params(params))
+        self.client.log_dict(run.info.run_id, plan, PLAN_ARTIFACT)
         return run.info.run_id
 
     def trial_run(self, experiment_name: str, parent_run_id: str, trial_name: str,
                   params: dict[str, object]) -> str:
         """The trial's unfinished run if it has one (a resume), else a new child run."""
-        experiment_id = self.experiment_id(experiment_name)
-        unfinished = self.client.search_runs(
-            [experiment_id],
-            filter_string=f"tags.`{TRIAL_TAG}` = '{trial_name}' and attributes.status != 'FINISHED'",
-            order_by=["attributes.start_time DESC"], max_results=1)
+        unfinished = self._runs(
+            experiment_name,
+            f"tags.`{TRIAL_TAG}` = '{trial_name}' and attributes.status != 'FINISHED'",
+            max_results=1)
         if unfinished:
             run_id = unfinished[0].info.run_id
             self.client.update_run(run_id, status="RUNNING")
             return run_id
         run = self.client.create_run(
-            experiment_id, run_name=trial_name,
+            self.experiment_id(experiment_name), run_name=trial_name,
             tags={ROLE_TAG: "trial", TRIAL_TAG: trial_name, PARENT_TAG: parent_run_id})
         self.client.log_batch(run.info.run_id, params=_params(params))
         return run.info.run_id
 
-    def end_run(self, run_id: str, status: str = "FINISHED") -> None:
+    def find_trial_run(self, experiment_name: str, trial_name: str) -> str | None:
+        runs = self._runs(experiment_name, f"tags.`{TRIAL_TAG}` = '{trial_name}'", max_results=1)
+        return runs[0].info.run_id if runs else None
+
+    def end_run(self, run_id: str, status: str = "FINISHED", outcome: str | None = None) -> None:
+        if outcome is not None:
+            self.client.set_tag(run_id, OUTCOME_TAG, outcome)
         self.client.set_terminated(run_id, status=status)
 
     def log_artifacts(self, run_id: str, paths: list[Path], artifact_path: str | None = None):
         for path in paths:
             self.client.log_artifact(run_id, str(path), artifact_path=artifact_path)
 
-    def latest_parent_run(self, experiment_name: str) -> str | None:
-        experiment_id = self.experiment_id(experiment_name, create=False)
-        if experiment_id is None:
-            return None
-        runs = self.client.search_runs([experiment_id], filter_string=f"tags.`{ROLE_TAG}` = 'sweep'",
-                                       order_by=["attributes.start_time DESC"], max_results=1)
+    def latest_sweep_run(self, experiment_name: str) -> str | None:
+        runs = self._runs(experiment_name, f"tags.`{ROLE_TAG}` = 'sweep'", max_results=1)
         return runs[0].info.run_id if runs else None
 
-    def finished_trials(self, experiment_name: str) -> pd.DataFrame:
-        """One row per trial: its latest FINISHED run, with params and final metrics."""
-        experiment_id = self.experiment_id(experiment_name, create=False)
-        if experiment_id is None:
-            return pd.DataFrame()
-        runs = self.client.search_runs(
-            [experiment_id],
-            filter_string=f"tags.`{ROLE_TAG}` = 'trial' and attributes.status = 'FINISHED'",
-            order_by=["attributes.end_time DESC"], max_results=50_000)
+    def fit_run(self, experiment_name: str, sweep_run_id: str | None,
+                params: dict[str, object]) -> str:
+        """A new run for one `quokka fit`: it holds the report and plots, nested under the
+        sweep whose trials it fitted."""
+        tags = {ROLE_TAG: "fit", "quokka.version": __version__}
+        if sweep_run_id:
+            tags[PARENT_TAG] = sweep_run_id
+        run = self.client.create_run(self.experiment_id(experiment_name),
+                                     run_name=f"{experiment_name}-fit", tags=tags)
+        self.client.log_batch(run.info.run_id, params=_params(params))
+        return run.info.run_id
+
+    def trial_runs(self, experiment_name: str) -> pd.DataFrame:
+        """One row per trial: its latest run (FINISHED runs first), with status, outcome,
+        params and final metrics."""
+        runs = self._runs(experiment_name, f"tags.`{ROLE_TAG}` = 'trial'")
+        # Latest first, but a FINISHED run of a trial outranks a newer unfinished one.
+        runs = sorted(runs, key=lambda r: r.info.status != "FINISHED")
         rows, seen = [], set()
         for run in runs:
             name = run.data.tags[TRIAL_TAG]
@@ -120,6 +197,8 @@ class MlflowStore:
                 continue  # an older run of the same trial
             seen.add(name)
             rows.append({"trial_name": name, "run_id": run.info.run_id,
+                         "status": run.info.status,
+                         "outcome": run.data.tags.get(OUTCOME_TAG, run.info.status.lower()),
                          **run.data.params, **run.data.metrics})
         return pd.DataFrame(rows)
 
@@ -158,4 +237,5 @@ def _params(params: dict[str, object]):
     return [Param(k, str(v)[:6000]) for k, v in params.items()]
 
 
-__all__ = ["MlflowRunTracker", "MlflowStore", "git_commit", "resolve_tracking_uri"]
+__all__ = ["MlflowRunTracker", "MlflowStore", "check_reachable", "git_commit",
+           "resolve_tracking_uri"]

@@ -39,3 +39,20 @@ def one_torch_thread():
 def data_cache(tmp_path_factory) -> Path:
     """One shard cache for the whole session: shards are keyed by their config."""
     return tmp_path_factory.mktemp("quokka-cache")
+
+
+def run_cli_cases(cases: list[tuple[list[str], Path]], scratch: Path,
+                  env: dict | None = None) -> list[dict]:
+    """Run `quokka` commands (argv, working folder) in one fresh process, one after another:
+    each one's exit code, stderr, whether a Ray session started and what it created in its
+    folder (tests/scripts/run_cli_cases.py)."""
+    import json
+    import subprocess
+    import sys
+
+    listing, out = scratch / "cli-cases.json", scratch / "cli-results.json"
+    listing.write_text(json.dumps([{"argv": argv, "folder": str(folder)} for argv, folder in cases]))
+    subprocess.run([sys.executable, str(REPO / "tests" / "scripts" / "run_cli_cases.py"),
+                    str(listing), str(out)], cwd=REPO, env={**os.environ, **(env or {})},
+                   check=True, timeout=600)
+    return json.loads(out.read_text())

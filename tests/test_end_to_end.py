@@ -9,7 +9,7 @@ from mlflow.tracking import MlflowClient
 
 from quokka_ray.cli import main
 from quokka_ray.sweep import load_experiment, plan_trials
-from tests.conftest import EXPERIMENTS
+from tests.conftest import EXPERIMENTS, run_cli_cases
 
 EXPERIMENT = EXPERIMENTS / "tiny_isoflop.py"
 
@@ -31,13 +31,17 @@ def test_sweep_records_runs_and_fits_laws(ray_session, tmp_path, data_cache, mon
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     parents = [r for r in runs if r.data.tags.get("quokka.role") == "sweep"]
     children = [r for r in runs if r.data.tags.get("quokka.role") == "trial"]
-    assert len(parents) == 2
+    assert len(parents) == 1  # the resumed sweep continues in its own run
+    assert parents[0].info.status == "FINISHED"
     assert sorted(r.data.tags["quokka.trial"] for r in children) == sorted(t.name for t in trials)
     for run in children:
         assert run.info.status == "FINISHED"
-        assert run.data.tags["mlflow.parentRunId"] == parents[-1].info.run_id  # the first sweep
+        assert run.data.tags["quokka.outcome"] == "finished"
+        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert 0 < float(run.data.params["epochs"]) <= 1
         for param in ("kind", "non_embedding_params", "total_params", "tokens", "flops", "seq_len",
                       "batch_tokens", "lr", "weight_decay", "schedule", "kernel", "seed",
+                      "unique_tokens", "epochs", "final_loss_window_steps",
                       "quokka_version", "git_commit"):
             assert param in run.data.params, param
         for metric in ("train_loss", "final_loss", "val_loss", "tokens_per_s"):
@@ -56,10 +60,22 @@ def test_sweep_records_runs_and_fits_laws(ray_session, tmp_path, data_cache, mon
     samples = capsys.readouterr().out.split("-" * 60)[1:]
     assert len(samples) == 2 and all(len(text.strip()) > 0 for text in samples)
 
-    newest_parent = parents[0].info.run_id
-    logged = [a.path for a in client.list_artifacts(newest_parent, "laws")]
-    assert any(p.endswith("report.md") for p in logged)
-    assert any(p.endswith(".png") for p in logged)
+    (fit_run,) = client.search_runs([experiment.experiment_id],
+                                    filter_string="tags.`quokka.role` = 'fit'")
+    assert fit_run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+    logged = [a.path for a in client.list_artifacts(fit_run.info.run_id)]
+    assert "report.md" in logged and any(p.endswith(".png") for p in logged)
+
+    # The same name with another seed: stopped before MLflow or Ray, naming what changed.
+    changed = tmp_path / "tiny_isoflop.py"
+    changed.write_text(EXPERIMENT.read_text().replace("experiment = Experiment(",
+                                                      "experiment = Experiment(\n    seed=1,"))
+    result = run_cli_cases([(["run", str(changed), *args], tmp_path)], tmp_path)[0]
+    assert result["code"] == 2 and not result["ray"], result
+    (line,) = [line for line in result["stderr"].splitlines() if line.strip()]
+    assert "tiny_isoflop.py" in line and "seed: 0 -> 1" in line
+    after = client.search_runs([experiment.experiment_id], max_results=1000)
+    assert len(after) == len(runs) + 1  # the fit run; nothing else
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import pytest
 from ray import tune
 
 from quokka_ray.sweep import (
-    ExperimentError,
+    ConfigError,
     FixedStudy,
     Hyperparameters,
     IsoFlopStudy,
@@ -60,7 +60,7 @@ def test_budget_too_small_for_any_model_is_an_error():
     experiment = load_experiment(EXPERIMENTS / "tiny_isoflop.py")
     tiny = dataclasses.replace(experiment, study=IsoFlopStudy(budgets_flops=[1e6],
                                                               model_sizes=[12_000, 55_000]))
-    with pytest.raises(ExperimentError, match="budgets_flops: budget 1e\\+06"):
+    with pytest.raises(ConfigError, match="budgets_flops: budget 1e\\+06"):
         plan_trials(tiny)
 
 
@@ -72,11 +72,11 @@ def test_fixed_study_uses_given_tokens():
 
 
 def test_wrong_types_name_the_field():
-    with pytest.raises(ExperimentError, match="Hyperparameters.lr: expected float"):
+    with pytest.raises(ConfigError, match="Hyperparameters.lr: expected float"):
         Hyperparameters(lr="fast")
-    with pytest.raises(ExperimentError, match="IsoFlopStudy.model_sizes"):
+    with pytest.raises(ConfigError, match="IsoFlopStudy.model_sizes"):
         IsoFlopStudy(budgets_flops=[1e9], model_sizes=[1.5])
-    with pytest.raises(ExperimentError, match="Hyperparameters.batch_sequences"):
+    with pytest.raises(ConfigError, match="Hyperparameters.batch_sequences"):
         Hyperparameters(batch_sequences=tune.choice([8, "x"]) if False else tune.grid_search([8, "x"]))
 
 

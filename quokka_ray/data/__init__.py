@@ -2,7 +2,7 @@
 
 from quokka_ray.data.config import DataConfig
 from quokka_ray.data.order import batch_sequence_indices, rank_rows
-from quokka_ray.data.shards import PackedData, load_packed, prepare_shards
+from quokka_ray.data.shards import PackedData, load_packed, prepare_shards, read_manifest
 from quokka_ray.data.tokenizers import ByteTokenizer, get_tokenizer
 
 __all__ = [
@@ -13,5 +13,6 @@ __all__ = [
     "get_tokenizer",
     "load_packed",
     "prepare_shards",
+    "read_manifest",
     "rank_rows",
 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from quokka_ray.config import check_types, require
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -22,13 +24,20 @@ class DataConfig:
     """Bytes of text read from the source before tokenizing."""
     validation_sequences: int = 64
     """Held-out sequences (taken from the end of the corpus) for the validation loss."""
+    unique_tokens: int | None = None
+    """Unique-token budget U: train on only the first U tokens (whole sequences) of the
+    training split, repeated epoch after epoch, reshuffled each epoch (data-constrained
+    studies). None: the whole training split."""
     cache_dir: str = ".quokka_cache"
     """Where packed Parquet shards are written; resolved to an absolute path by `quokka run`."""
 
     def __post_init__(self) -> None:
-        if self.seq_len < 8:
-            raise ValueError(f"seq_len must be at least 8, got {self.seq_len}")
-        if self.validation_sequences < 1:
-            raise ValueError(f"validation_sequences must be >= 1, got {self.validation_sequences}")
-        if self.max_corpus_bytes < 1:
-            raise ValueError(f"max_corpus_bytes must be >= 1, got {self.max_corpus_bytes}")
+        check_types(self)
+        require(self.seq_len >= 8, "DataConfig.seq_len", self.seq_len, "at least 8 tokens")
+        require(self.validation_sequences >= 1, "DataConfig.validation_sequences",
+                self.validation_sequences, "at least 1")
+        require(self.max_corpus_bytes >= 1, "DataConfig.max_corpus_bytes",
+                self.max_corpus_bytes, "at least 1 byte")
+        if self.unique_tokens is not None:
+            require(self.unique_tokens >= self.seq_len, "DataConfig.unique_tokens",
+                    self.unique_tokens, "None or at least one sequence of tokens")

@@ -38,13 +38,22 @@ class PackedData:
 
 
 # Part of the cache key: a change to what the shards or manifest hold gets new shards.
-SHARD_FORMAT = 2
+SHARD_FORMAT = 3
+# Settings that do not change what the shards hold.
+_NOT_IN_KEY = ("cache_dir", "unique_tokens")
 
 
 def shard_dir(cfg: DataConfig) -> Path:
-    keyed = {"format": SHARD_FORMAT, **asdict(cfg)}
+    keyed = {"format": SHARD_FORMAT,
+             **{k: v for k, v in asdict(cfg).items() if k not in _NOT_IN_KEY}}
     key = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:16]
     return Path(cfg.cache_dir).expanduser() / f"packed-{key}"
+
+
+def read_manifest(cfg: DataConfig) -> dict | None:
+    """The manifest of `cfg`'s shards, or None if they have not been prepared."""
+    path = shard_dir(cfg) / MANIFEST
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 def prepare_shards(cfg: DataConfig) -> Path:
@@ -74,7 +83,7 @@ def prepare_shards(cfg: DataConfig) -> Path:
     tokens = ids[: n_sequences * cfg.seq_len].reshape(-1, cfg.seq_len)
     split = n_sequences - cfg.validation_sequences
     manifest = {
-        "data_config": asdict(cfg),
+        "data_config": {k: v for k, v in asdict(cfg).items() if k not in _NOT_IN_KEY},
         "source": corpus.description,
         "vocab_size": tokenizer.vocab_size,
         "mask_token_id": tokenizer.mask_token_id,

@@ -1,23 +1,24 @@
 """Experiment specification, trial grids and the Ray Tune driver."""
 
+from quokka_ray.config import ConfigError
 from quokka_ray.data.config import DataConfig
 from quokka_ray.diffusion import ObjectiveConfig
-from quokka_ray.sweep.grid import TrialSpec, plan_trials
-from quokka_ray.sweep.loader import load_experiment
+from quokka_ray.sweep.grid import TrialSpec, plan_trials, train_config
+from quokka_ray.sweep.loader import load_experiment, load_plan
 from quokka_ray.sweep.spec import (
     Experiment,
     FixedStudy,
-    Hyperparameters,
     IsoFlopStudy,
     Resources,
     Search,
 )
-from quokka_ray.sweep.validation import ExperimentError
+from quokka_ray.train.config import EvaluationConfig, Hyperparameters
 
 __all__ = [
+    "ConfigError",
     "DataConfig",
+    "EvaluationConfig",
     "Experiment",
-    "ExperimentError",
     "FixedStudy",
     "Hyperparameters",
     "IsoFlopStudy",
@@ -26,5 +27,7 @@ __all__ = [
     "Search",
     "TrialSpec",
     "load_experiment",
+    "load_plan",
     "plan_trials",
+    "train_config",
 ]

@@ -1,5 +1,7 @@
-"""`quokka run`: resolve where things go, open the sweep's MLflow parent run, start or join
-Ray, and run the trials through Tune."""
+"""`quokka run`: resolve where things go, check everything that can be checked before anything
+starts (the tracking server is reachable, the experiment's name holds no other sweep, the corpus
+is large enough), then start or join Ray, open (or reopen) the sweep's MLflow run and run the
+trials through Tune."""
 
 from __future__ import annotations
 
@@ -7,20 +9,21 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import ray
-
-from quokka_ray.data import prepare_shards
+from quokka_ray.config import ConfigError
+from quokka_ray.data import prepare_shards, read_manifest
+from quokka_ray.sweep.checks import check_corpus, corpus_from_manifest
 from quokka_ray.sweep.grid import TrialSpec
 from quokka_ray.sweep.spec import Experiment
+from quokka_ray.sweep.stored_plan import check_unchanged, plan_record, read_plan, write_plan
 from quokka_ray.sweep.trial import SweepContext
-from quokka_ray.sweep.tune_driver import run_sweep, summarize
-from quokka_ray.sweep.validation import ExperimentError
 from quokka_ray.tracking import (
     DEFAULT_TRACKING_URI,
     MlflowStore,
+    check_reachable,
     git_commit,
     is_relative_sqlite,
     resolve_tracking_uri,
+    store_exists,
 )
 
 
@@ -44,7 +47,7 @@ def resolve_storage_path(path: str) -> str:
     if "://" in path:
         return path
     if not os.path.isabs(path) and in_ray_job_copy():
-        raise ExperimentError(
+        raise ConfigError(
             f"storage path {path!r} is relative, and this job runs in a temporary copy of the "
             "working directory that is deleted with the job: pass an absolute path on shared "
             "storage or a URI (--storage-path /shared/quokka_runs or s3://bucket/quokka_runs)")
@@ -55,7 +58,7 @@ def resolve_tracking(explicit: str | None, experiment: Experiment) -> str:
     uri = (explicit or os.environ.get("MLFLOW_TRACKING_URI") or experiment.tracking_uri
            or DEFAULT_TRACKING_URI)
     if is_relative_sqlite(uri) and in_ray_job_copy():
-        raise ExperimentError(
+        raise ConfigError(
             "the MLflow store would be a relative SQLite file inside the job's temporary copy of "
             "the working directory: pass --tracking-uri (an http:// server, or sqlite:////abs/path)")
     return resolve_tracking_uri(uri)
@@ -68,24 +71,41 @@ def run_experiment(experiment: Experiment, trials: list[TrialSpec], *,
     uri = resolve_tracking(tracking_uri, experiment)
     data = replace(experiment.data, cache_dir=str(Path(experiment.data.cache_dir).expanduser().resolve()))
     experiment = replace(experiment, data=data)
+    experiment_path = f"{storage}/tune/{experiment.name}"
+    plan = plan_record(trials)
+
+    # Everything that can fail on the user's input fails here, before MLflow and Ray start.
+    check_reachable(uri)
+    check_unchanged(read_plan(experiment_path), plan, experiment=experiment.name,
+                    where=experiment_path)
     print(f"[quokka] preparing data shards in {data.cache_dir}", flush=True)
     prepare_shards(data)
-
+    corpus = corpus_from_manifest(read_manifest(data))
+    check_corpus(experiment, trials, corpus)
     store = MlflowStore(uri)
-    parent = store.start_parent_run(experiment.name, {
-        "experiment": experiment.name, "trials": len(trials), "study": type(experiment.study).__name__,
-        "search": experiment.search.algorithm, "storage_path": storage})
-    print(f"[quokka] MLflow: experiment {experiment.name!r}, parent run {parent} in {uri}", flush=True)
-    context = SweepContext(experiment=experiment, trials={t.name: t for t in trials},
-                           tracking_uri=uri, storage_path=storage, parent_run_id=parent,
-                           git_commit=git_commit())
-    address = address or os.environ.get("RAY_ADDRESS")
+    if store_exists(uri):
+        check_unchanged(store.sweep_plan(experiment.name), plan, experiment=experiment.name,
+                        where=f"MLflow {uri}")
+
+    import ray
+
+    from quokka_ray.sweep.tune_driver import run_sweep, summarize
+
     # "local" starts a private cluster even when another one runs on this machine.
     if not ray.is_initialized():
-        ray.init(address=address or "local")
+        ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local")
+    parent = store.sweep_run(experiment.name, plan, {
+        "experiment": experiment.name, "trials": len(trials),
+        "study": type(experiment.study).__name__, "search": experiment.search.algorithm,
+        "storage_path": storage})
+    print(f"[quokka] MLflow: experiment {experiment.name!r}, sweep run {parent} in {uri}", flush=True)
+    context = SweepContext(experiment=experiment, trials={t.name: t for t in trials},
+                           tracking_uri=uri, storage_path=storage, parent_run_id=parent,
+                           git_commit=git_commit(), corpus=corpus)
     status = "FAILED"
     try:
-        results = run_sweep(experiment, trials, context)
+        write_plan(experiment_path, plan)
+        results = run_sweep(experiment, trials, context, experiment_path)
         finished, failed = summarize(results)
         status = "FINISHED" if failed == 0 else "FAILED"
     finally:

@@ -1,15 +1,13 @@
-"""Expand an experiment into its trials: study points x objectives x grid values.
-
-Trial names come from the trial's settings (never from time), so that running the same
-experiment again finds the same trials."""
+"""Expand an experiment into its trials: study points x objectives x grid values, each with the
+exact `TrainConfig` it trains and a name digested from its settings (never from time), so that
+running the same experiment again finds the same trials."""
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, fields, replace
 
+from quokka_ray.config import ConfigError, grid_values, space_bounds
 from quokka_ray.diffusion import ObjectiveConfig
 from quokka_ray.model import (
     ModelConfig,
@@ -18,8 +16,9 @@ from quokka_ray.model import (
     size_model,
     total_params,
 )
-from quokka_ray.sweep.spec import Experiment, FixedStudy, Hyperparameters, IsoFlopStudy
-from quokka_ray.sweep.validation import ExperimentError, grid_values, is_search_space
+from quokka_ray.sweep.identity import digest, trial_settings
+from quokka_ray.sweep.spec import Experiment, FixedStudy, IsoFlopStudy
+from quokka_ray.train.config import Hyperparameters, TrainConfig
 
 # Vocabulary sizes (mask token included) known without loading the tokenizer, so that
 # `quokka plan` works offline.
@@ -28,11 +27,10 @@ VOCAB_SIZES = {"byte": 257, "gpt2": 50_258}
 
 @dataclass(frozen=True)
 class TrialSpec:
-    """One trial's fixed settings. Searched hyperparameters (random Tune spaces) stay in
-    `searched` and are sampled by Tune."""
+    """One trial's settings. Random search spaces stay in `hyperparameters` and are sampled by
+    Tune; `train_config` resolves them into what a worker trains."""
 
     name: str
-    kind: str
     objective: ObjectiveConfig
     model: ModelConfig
     non_embedding_params: int
@@ -42,7 +40,16 @@ class TrialSpec:
     target_tokens: int
     budget_flops: float | None
     hyperparameters: Hyperparameters
-    searched: tuple[str, ...] = ()
+    settings: dict
+    """Everything that shapes the trial's result, in canonical form; the name digests it."""
+
+    @property
+    def kind(self) -> str:
+        return self.objective.kind
+
+    @property
+    def searched(self) -> tuple[str, ...]:
+        return self.hyperparameters.searched
 
     @property
     def flops(self) -> float | None:
@@ -54,6 +61,19 @@ class TrialSpec:
         return flops_per_token(self.model, self.model.max_seq_len)
 
 
+def train_config(spec: TrialSpec, experiment: Experiment, sampled: dict | None = None) -> TrainConfig:
+    """The configuration a worker trains: the spec with Tune's sampled values filled in."""
+    hyper = replace(spec.hyperparameters, **{k: (sampled or {})[k] for k in spec.searched})
+    batch_tokens = hyper.batch_sequences * experiment.data.seq_len
+    tokens = spec.tokens if spec.tokens is not None else spec.target_tokens
+    return TrainConfig(
+        model=spec.model, objective=spec.objective, data=experiment.data, hyperparameters=hyper,
+        evaluation=experiment.evaluation, total_steps=max(1, round(tokens / batch_tokens)),
+        seed=experiment.seed, micro_batch_sequences=experiment.resources.micro_batch_sequences,
+        checkpoint_every_steps=experiment.checkpoint_every_steps,
+        cpu_threads_per_worker=max(1, int(experiment.resources.cpus_per_worker)))
+
+
 def vocab_size(tokenizer: str) -> int:
     if tokenizer in VOCAB_SIZES:
         return VOCAB_SIZES[tokenizer]
@@ -63,7 +83,7 @@ def vocab_size(tokenizer: str) -> int:
 
 
 def plan_trials(experiment: Experiment) -> list[TrialSpec]:
-    """Every trial the experiment implies; raises ExperimentError if a budget has none."""
+    """Every trial the experiment implies; raises ConfigError if a budget has none."""
     vocab = vocab_size(experiment.data.tokenizer)
     _check_distinct_sizes(experiment, vocab)
     trials: list[TrialSpec] = []
@@ -74,18 +94,21 @@ def plan_trials(experiment: Experiment) -> list[TrialSpec]:
                                causal=objective.kind == "ar",
                                time_embedding=objective.needs_time_embedding)
             n = non_embedding_params(model)
-            tokens = _round_tokens(target_tokens if budget is None else budget / (6 * n),
-                                   hyper, experiment.data.seq_len)
+            wanted = target_tokens if budget is None else budget / (6 * n)
+            tokens = _round_tokens(wanted, hyper, experiment.data.seq_len)
             if budget is not None and tokens is not None and not _fits_budget(
                     experiment.study, n, tokens, budget, hyper, experiment.data.seq_len):
                 continue
-            trials.append(_trial(objective, model, n, tokens, int(target_tokens or budget / (6 * n)),
-                                 budget, hyper))
+            trials.append(_trial(experiment, objective, model, n, tokens, int(wanted), budget,
+                                 hyper))
         _check_budgets(experiment, trials, objective)
     names = [t.name for t in trials]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
-        raise ExperimentError(f"two trials share a name (same settings twice?): {sorted(duplicates)}")
+        raise ConfigError(f"two trials share a name (same settings twice?): {sorted(duplicates)}")
+    for spec in trials:
+        if not spec.searched:
+            train_config(spec, experiment)  # every check a worker's config makes, now
     return trials
 
 
@@ -99,7 +122,7 @@ def _check_distinct_sizes(experiment: Experiment, vocab: int) -> None:
                                causal=objective.kind == "ar",
                                time_embedding=objective.needs_time_embedding)
             if model in seen and isinstance(experiment.study, IsoFlopStudy):
-                raise ExperimentError(
+                raise ConfigError(
                     f"{field}: {seen[model]} and {target} give the same model ({model.n_layers} "
                     f"layers x {model.d_model}, N={non_embedding_params(model):,}); choose sizes "
                     "further apart")
@@ -118,7 +141,8 @@ def _study_points(study: IsoFlopStudy | FixedStudy):
 
 def _grid_points(hyper: Hyperparameters) -> list[Hyperparameters]:
     """One Hyperparameters per combination of grid values; random spaces are left in place."""
-    grids = {k: grid_values(v) for k, v in asdict(hyper).items() if grid_values(v) is not None}
+    grids = {f.name: grid_values(getattr(hyper, f.name)) for f in fields(hyper)}
+    grids = {k: v for k, v in grids.items() if v is not None}
     if not grids:
         return [hyper]
     keys = sorted(grids)
@@ -127,7 +151,7 @@ def _grid_points(hyper: Hyperparameters) -> list[Hyperparameters]:
 
 
 def _round_tokens(tokens: float, hyper: Hyperparameters, seq_len: int) -> int | None:
-    if is_search_space(hyper.batch_sequences):
+    if "batch_sequences" in hyper.searched:
         return None
     batch_tokens = hyper.batch_sequences * seq_len
     return max(1, round(tokens / batch_tokens)) * batch_tokens
@@ -144,25 +168,26 @@ def _check_budgets(experiment: Experiment, trials: list[TrialSpec], objective) -
         return
     for budget in experiment.study.budgets_flops:
         if not any(t.budget_flops == budget and t.objective == objective for t in trials):
-            raise ExperimentError(
+            raise ConfigError(
                 f"IsoFlopStudy.budgets_flops: budget {budget:.3g} FLOPs is too small for any model "
                 f"in model_sizes (each would train fewer than {experiment.study.min_steps} steps "
                 f"or miss the budget by more than {experiment.study.budget_tolerance:.0%})")
 
 
-def _trial(objective: ObjectiveConfig, model: ModelConfig, n: int, tokens: int | None,
-           target_tokens: int, budget: float | None, hyper: Hyperparameters) -> TrialSpec:
-    searched = tuple(sorted(k for k, v in asdict(hyper).items() if is_search_space(v)))
-    settings = {"objective": asdict(objective), "model": asdict(model), "tokens": tokens,
-                "target_tokens": target_tokens,
-                "hyper": {k: repr(v) for k, v in sorted(asdict(hyper).items())}}
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+def _trial(experiment: Experiment, objective: ObjectiveConfig, model: ModelConfig, n: int,
+           tokens: int | None, target_tokens: int, budget: float | None,
+           hyper: Hyperparameters) -> TrialSpec:
+    study_point = ({"budget_flops": budget, "target_non_embedding_params": n} if budget is not None
+                   else {"tokens": target_tokens, "target_non_embedding_params": n})
+    settings = trial_settings(study_point=study_point, objective=objective, model=model,
+                              tokens=tokens, hyperparameters=hyper, seed=experiment.seed,
+                              data=experiment.data, evaluation=experiment.evaluation)
     where = f"C{budget:.0e}" if budget is not None else f"D{_short(target_tokens)}"
-    name = f"{objective.kind}-N{_short(n)}-{where}-{digest[:6]}".replace("+", "")
-    return TrialSpec(name=name, kind=objective.kind, objective=objective, model=model,
-                     non_embedding_params=n, total_params=total_params(model), tokens=tokens,
+    name = f"{objective.kind}-N{_short(n)}-{where}-{digest(settings)[:8]}".replace("+", "")
+    return TrialSpec(name=name, objective=objective, model=model, non_embedding_params=n,
+                     total_params=total_params(model), tokens=tokens,
                      target_tokens=target_tokens, budget_flops=budget, hyperparameters=hyper,
-                     searched=searched)
+                     settings=settings)
 
 
 def _short(count: float) -> str:
@@ -170,3 +195,17 @@ def _short(count: float) -> str:
         if count >= scale:
             return f"{count / scale:.3g}{unit}"
     return str(int(count))
+
+
+def steps_range(trials: list[TrialSpec], experiment: Experiment) -> tuple[int, int]:
+    """(fewest, most) optimizer steps over the trials; a batch searched at random counts at
+    the edges of its space."""
+    steps = []
+    for spec in trials:
+        batch = spec.hyperparameters.batch_sequences
+        batches = [b for b in space_bounds(batch) if b] if "batch_sequences" in spec.searched \
+            else [batch]
+        tokens = spec.tokens if spec.tokens is not None else spec.target_tokens
+        steps += [max(1, round(tokens / (b * experiment.data.seq_len))) for b in batches]
+    return min(steps), max(steps)
+

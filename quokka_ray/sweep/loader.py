@@ -8,37 +8,51 @@ import runpy
 import traceback
 from pathlib import Path
 
+from quokka_ray.config import ConfigError
+from quokka_ray.sweep.checks import check_plan
+from quokka_ray.sweep.grid import TrialSpec, plan_trials
 from quokka_ray.sweep.spec import Experiment
-from quokka_ray.sweep.validation import ExperimentError
 
 
 def load_experiment(path: str | Path) -> Experiment:
     """Run the file and return its `experiment`, named after the file unless it names itself.
-    Every mistake becomes an ExperimentError of one line naming the file (and line)."""
+    Every mistake becomes a ConfigError of one line naming the file (and line)."""
     path = Path(path)
     if not path.is_file():
-        raise ExperimentError(f"{path}: no such experiment file")
+        raise ConfigError(f"{path}: no such experiment file")
     try:
         namespace = runpy.run_path(str(path), run_name="quokka_experiment")
-    except ExperimentError as err:
-        raise ExperimentError(f"{_where(path, err)}: {err}") from None
+    except ConfigError as err:
+        raise ConfigError(f"{_where(path, err)}: {err}") from None
     except (TypeError, ValueError) as err:
-        raise ExperimentError(f"{_where(path, err)}: {_explain(err)}") from None
+        raise ConfigError(f"{_where(path, err)}: {_explain(err)}") from None
     except SyntaxError as err:
-        raise ExperimentError(f"{path}:{err.lineno}: syntax error: {err.msg}") from None
+        raise ConfigError(f"{path}:{err.lineno}: syntax error: {err.msg}") from None
     except Exception as err:  # noqa: BLE001 - any failure of user code is reported, not raised
-        raise ExperimentError(f"{_where(path, err)}: {type(err).__name__}: {err}") from None
+        raise ConfigError(f"{_where(path, err)}: {type(err).__name__}: {err}") from None
     experiment = namespace.get("experiment")
     if not isinstance(experiment, Experiment):
-        raise ExperimentError(
+        raise ConfigError(
             f"{path}: must set a module-level `experiment = Experiment(...)` "
             f"(found {type(experiment).__name__})")
     if experiment.name is None:
         experiment = dataclasses.replace(experiment, name=path.stem)
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", experiment.name):
-        raise ExperimentError(f"{path}: Experiment.name {experiment.name!r} may hold only "
-                              "letters, digits, '_', '.' and '-'")
+        raise ConfigError(f"{path}: Experiment.name {experiment.name!r} may hold only "
+                          "letters, digits, '_', '.' and '-'")
     return experiment
+
+
+def load_plan(path: str | Path) -> tuple[Experiment, list[TrialSpec]]:
+    """The experiment of a file and every trial it implies, with every check that can run
+    before anything starts; a mistake is a ConfigError of one line naming the file."""
+    experiment = load_experiment(path)
+    try:
+        trials = plan_trials(experiment)
+        check_plan(experiment, trials)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+    return experiment, trials
 
 
 def _where(path: Path, err: BaseException) -> str:

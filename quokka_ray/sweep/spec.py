@@ -1,14 +1,18 @@
-"""The experiment object that an experiment file builds. Values marked `Searchable` may be Ray
-Tune search spaces (`tune.grid_search`, `tune.choice`, `tune.loguniform`, ...)."""
+"""The experiment object that an experiment file builds. Hyperparameters may hold Ray Tune
+search spaces (`tune.grid_search`, `tune.choice`, `tune.loguniform`, ...).
+
+Each class checks its own fields when it is built; `quokka_ray.sweep.checks` checks what
+depends on several of them (metrics, Optuna, ASHA, budgets) when the plan is made."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Literal
 
+from quokka_ray.config import check_types, require
 from quokka_ray.data.config import DataConfig
 from quokka_ray.diffusion import ObjectiveConfig
-from quokka_ray.sweep.validation import ExperimentError, Searchable, check_types
+from quokka_ray.train.config import EvaluationConfig, Hyperparameters
 
 
 @dataclass(frozen=True)
@@ -27,12 +31,17 @@ class IsoFlopStudy:
 
     def __post_init__(self) -> None:
         check_types(self)
-        if not self.budgets_flops or not self.model_sizes:
-            raise ExperimentError("IsoFlopStudy: budgets_flops and model_sizes must not be empty")
-        if any(c <= 0 for c in self.budgets_flops):
-            raise ExperimentError("IsoFlopStudy.budgets_flops: budgets must be positive")
-        if any(n <= 0 for n in self.model_sizes):
-            raise ExperimentError("IsoFlopStudy.model_sizes: sizes must be positive")
+        require(bool(self.budgets_flops), "IsoFlopStudy.budgets_flops", self.budgets_flops,
+                "at least one budget")
+        require(bool(self.model_sizes), "IsoFlopStudy.model_sizes", self.model_sizes,
+                "at least one model size")
+        for c in self.budgets_flops:
+            require(c > 0, "IsoFlopStudy.budgets_flops", c, "positive FLOPs")
+        for n in self.model_sizes:
+            require(n > 0, "IsoFlopStudy.model_sizes", n, "positive parameter counts")
+        require(self.min_steps >= 1, "IsoFlopStudy.min_steps", self.min_steps, "at least 1")
+        require(0 < self.budget_tolerance < 1, "IsoFlopStudy.budget_tolerance",
+                self.budget_tolerance, "a fraction in (0, 1)")
 
 
 @dataclass(frozen=True)
@@ -46,32 +55,19 @@ class FixedStudy:
 
     def __post_init__(self) -> None:
         check_types(self)
-        if len(self.model_sizes) != len(self.tokens) or not self.tokens:
-            raise ExperimentError(
-                "FixedStudy: model_sizes and tokens must be non-empty and of the same length")
-
-
-@dataclass(frozen=True)
-class Hyperparameters:
-    """Optimisation settings of every trial; each may be a Tune search space."""
-
-    lr: Annotated[float, Searchable] = 3e-3
-    """Peak learning rate (AdamW)."""
-    weight_decay: Annotated[float, Searchable] = 0.1
-    batch_sequences: Annotated[int, Searchable] = 16
-    """Global batch in sequences (batch tokens = this x data.seq_len)."""
-    lr_schedule: Annotated[str, Searchable] = "cosine"
-    """'cosine', 'wsd' or 'constant'."""
-    warmup_fraction: Annotated[float, Searchable] = 0.05
-    min_lr_ratio: Annotated[float, Searchable] = 0.1
-
-    def __post_init__(self) -> None:
-        check_types(self)
+        require(bool(self.tokens) and len(self.model_sizes) == len(self.tokens),
+                "FixedStudy.tokens", self.tokens,
+                f"one token count per model size ({len(self.model_sizes)})")
+        for n in self.model_sizes:
+            require(n > 0, "FixedStudy.model_sizes", n, "positive parameter counts")
+        for d in self.tokens:
+            require(d > 0, "FixedStudy.tokens", d, "positive token counts")
 
 
 @dataclass(frozen=True)
 class Resources:
-    """How each trial runs on the cluster."""
+    """How each trial runs on the cluster. None of these change a trial's results, so none is
+    part of a trial's name."""
 
     workers_per_trial: int | tuple[int, int] = 1
     """Ray Train workers per trial; (min, max) makes the run elastic."""
@@ -87,6 +83,17 @@ class Resources:
 
     def __post_init__(self) -> None:
         check_types(self)
+        workers = self.workers_per_trial
+        low, high = workers if isinstance(workers, tuple) else (workers, workers)
+        require(1 <= low <= high, "Resources.workers_per_trial", workers,
+                "a worker count >= 1, or (min, max) with 1 <= min <= max")
+        require(self.cpus_per_worker > 0, "Resources.cpus_per_worker", self.cpus_per_worker,
+                "a positive CPU count")
+        require(self.max_failures >= 0, "Resources.max_failures", self.max_failures, ">= 0")
+        require(self.max_concurrent_trials is None or self.max_concurrent_trials >= 1,
+                "Resources.max_concurrent_trials", self.max_concurrent_trials, "None or >= 1")
+        require(self.micro_batch_sequences >= 1, "Resources.micro_batch_sequences",
+                self.micro_batch_sequences, "at least 1")
 
     @property
     def max_workers(self) -> int:
@@ -98,23 +105,25 @@ class Resources:
 class Search:
     """How Tune explores the search spaces of `Hyperparameters`."""
 
-    algorithm: str = "grid"
+    algorithm: Literal["grid", "optuna"] = "grid"
     """'grid' (every grid value, random spaces sampled num_samples times) or 'optuna' (TPE)."""
     num_samples: int = 1
     """Samples of the random (non-grid) search spaces per grid point."""
     metric: str = "val_loss"
-    mode: str = "min"
-    scheduler: str = "none"
-    """'none' or 'asha' (early stopping; law fits then use only the trials that finished)."""
+    """What the search and early stopping compare: a metric every report carries
+    (val_loss, final_loss, train_loss; val_bpb with the byte tokenizer)."""
+    mode: Literal["min", "max"] = "min"
+    scheduler: Literal["none", "asha"] = "none"
+    """'none' or 'asha' (early stopping at evaluation steps; needs
+    EvaluationConfig.eval_every_steps; law fits then use only the trials that finished)."""
+    reduction_factor: float = 4.0
+    """ASHA: the share of trials kept at each rung is 1 / reduction_factor."""
 
     def __post_init__(self) -> None:
         check_types(self)
-        if self.algorithm not in ("grid", "optuna"):
-            raise ExperimentError(f"Search.algorithm: expected 'grid' or 'optuna', got {self.algorithm!r}")
-        if self.scheduler not in ("none", "asha"):
-            raise ExperimentError(f"Search.scheduler: expected 'none' or 'asha', got {self.scheduler!r}")
-        if self.mode not in ("min", "max"):
-            raise ExperimentError(f"Search.mode: expected 'min' or 'max', got {self.mode!r}")
+        require(self.num_samples >= 1, "Search.num_samples", self.num_samples, "at least 1")
+        require(self.reduction_factor > 1, "Search.reduction_factor", self.reduction_factor,
+                "a factor > 1")
 
 
 @dataclass(frozen=True)
@@ -126,17 +135,15 @@ class Experiment:
     """One trial set per objective (DLM kernels, schedules, losses, or the AR baseline)."""
     hyperparameters: Hyperparameters = field(default_factory=Hyperparameters)
     data: DataConfig = field(default_factory=DataConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     resources: Resources = field(default_factory=Resources)
     search: Search = field(default_factory=Search)
     name: str | None = None
     """Defaults to the experiment file's stem."""
     seed: int = 0
-    eval_every_steps: int = 0
-    """Validate and report to Tune every this-many steps (0: only at the end)."""
+    """Initial weights, data order and diffusion noise of every trial."""
     checkpoint_every_steps: int = 50
-    validation_samples_per_sequence: int = 4
-    smoothing_window_steps: int = 301
-    """Gaussian window (in steps) for the smoothed final training loss."""
+    """Steps between checkpoints (a restarted worker resumes from the last one)."""
     storage_path: str = "quokka_runs"
     """Checkpoints and Tune state: a folder, or a pyarrow URI (s3://, gs://) on a cluster."""
     tracking_uri: str | None = None
@@ -144,5 +151,9 @@ class Experiment:
 
     def __post_init__(self) -> None:
         check_types(self)
-        if not self.objectives:
-            raise ExperimentError("Experiment.objectives: at least one objective is needed")
+        require(bool(self.objectives), "Experiment.objectives", self.objectives,
+                "at least one objective")
+        require(len(set(self.objectives)) == len(self.objectives), "Experiment.objectives",
+                self.objectives, "distinct objectives (one is listed twice)")
+        require(self.checkpoint_every_steps >= 1, "Experiment.checkpoint_every_steps",
+                self.checkpoint_every_steps, "at least 1")

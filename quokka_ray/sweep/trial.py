@@ -1,12 +1,13 @@
 """One Tune trial: resolve its settings, open its MLflow run and fit a Ray Train TorchTrainer
 whose workers train with FSDP2. The Train run's name is the trial's stable name, so a trial
-started again resumes from its last checkpoint."""
+started again resumes from its last checkpoint.
+
+How a trial ended (finished, stopped early, failed) is recorded by the sweep's driver, which
+sees what Tune decided; the trial's own process may be stopped at any report."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from functools import partial
 
 from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
@@ -14,10 +15,12 @@ from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from quokka_ray import __version__
-from quokka_ray.sweep.grid import TrialSpec
-from quokka_ray.sweep.spec import Experiment, Hyperparameters
+from quokka_ray.sweep.checks import Corpus, unique_tokens
+from quokka_ray.sweep.grid import TrialSpec, train_config
+from quokka_ray.sweep.identity import canonical, digest
+from quokka_ray.sweep.spec import Experiment
 from quokka_ray.tracking import MlflowRunTracker, MlflowStore
-from quokka_ray.train.config import OptimizerConfig, TrainConfig
+from quokka_ray.train.config import TrainConfig
 from quokka_ray.train.ray_worker import train_loop_per_worker
 
 
@@ -31,76 +34,63 @@ class SweepContext:
     storage_path: str
     parent_run_id: str
     git_commit: str
+    corpus: Corpus
 
 
-def resolve_hyperparameters(spec: TrialSpec, sampled: dict) -> Hyperparameters:
-    return replace(spec.hyperparameters, **{k: sampled[k] for k in spec.searched})
-
-
-def run_name(spec: TrialSpec, hyper: Hyperparameters) -> str:
+def run_name(spec: TrialSpec, sampled: dict) -> str:
     """The trial's name, plus a digest of the values Tune sampled for it, if any."""
     if not spec.searched:
         return spec.name
-    values = json.dumps({k: getattr(hyper, k) for k in spec.searched}, sort_keys=True)
-    return f"{spec.name}-{hashlib.sha256(values.encode()).hexdigest()[:6]}"
+    values = canonical({k: sampled[k] for k in spec.searched})
+    return f"{spec.name}-{digest(values)[:8]}"
 
 
-def build_train_config(spec: TrialSpec, hyper: Hyperparameters, experiment: Experiment) -> TrainConfig:
-    batch_tokens = hyper.batch_sequences * experiment.data.seq_len
-    tokens = spec.tokens if spec.tokens is not None else spec.target_tokens
-    steps = max(1, round(tokens / batch_tokens))
-    return TrainConfig(
-        model=spec.model, objective=spec.objective, data=experiment.data,
-        optimizer=OptimizerConfig(lr=hyper.lr, weight_decay=hyper.weight_decay,
-                                  lr_schedule=hyper.lr_schedule,
-                                  warmup_fraction=hyper.warmup_fraction,
-                                  min_lr_ratio=hyper.min_lr_ratio),
-        total_steps=steps, global_batch_sequences=hyper.batch_sequences,
-        micro_batch_sequences=experiment.resources.micro_batch_sequences, seed=experiment.seed,
-        eval_every_steps=experiment.eval_every_steps,
-        checkpoint_every_steps=experiment.checkpoint_every_steps,
-        validation_samples_per_sequence=experiment.validation_samples_per_sequence,
-        smoothing_window_steps=experiment.smoothing_window_steps,
-        cpu_threads_per_worker=max(1, int(experiment.resources.cpus_per_worker)),
-    )
+def resolve(config: dict, context: SweepContext) -> tuple[TrialSpec, TrainConfig, str]:
+    """(spec, the TrainConfig its workers train, its run name) of a Tune trial's config."""
+    spec = context.trials[config["trial"]]
+    sampled = config.get("hp", {})
+    return spec, train_config(spec, context.experiment, sampled), run_name(spec, sampled)
 
 
 def trial_params(spec: TrialSpec, train: TrainConfig, context: SweepContext) -> dict[str, object]:
     """The MLflow parameters of a trial run; every run carries the same names."""
     from quokka_ray.model import flops_per_token
 
-    tokens = train.tokens
+    hyper, objective = train.hyperparameters, spec.objective
+    unique = unique_tokens(context.experiment, context.corpus)
     return {
-        "trial_name": spec.name, "kind": spec.kind, "kernel": spec.objective.kernel,
-        "schedule": spec.objective.schedule, "loss": spec.objective.loss,
-        "timesteps": spec.objective.timesteps, "t_min": spec.objective.t_min,
-        "curriculum_width": spec.objective.curriculum_width,
+        "trial_name": spec.name, "kind": spec.kind, "kernel": objective.kernel,
+        "schedule": objective.schedule, "loss": objective.loss,
+        "timesteps": objective.timesteps, "t_min": objective.t_min,
+        "curriculum_width": objective.curriculum_width,
         "non_embedding_params": spec.non_embedding_params, "total_params": spec.total_params,
-        "tokens": tokens, "flops": 6.0 * spec.non_embedding_params * tokens,
+        "tokens": train.tokens, "flops": 6.0 * spec.non_embedding_params * train.tokens,
         "budget_flops": spec.budget_flops if spec.budget_flops is not None else "",
+        "unique_tokens": unique, "epochs": train.tokens / unique,
         "exact_flops_per_token": flops_per_token(spec.model, train.data.seq_len),
-        "seq_len": train.data.seq_len, "batch_sequences": train.global_batch_sequences,
+        "seq_len": train.data.seq_len, "batch_sequences": hyper.batch_sequences,
         "batch_tokens": train.batch_tokens, "steps": train.total_steps,
-        "lr": train.optimizer.lr, "weight_decay": train.optimizer.weight_decay,
-        "lr_schedule": train.optimizer.lr_schedule,
-        "warmup_fraction": train.optimizer.warmup_fraction,
+        "lr": hyper.lr, "weight_decay": hyper.weight_decay, "lr_schedule": hyper.lr_schedule,
+        "warmup_fraction": hyper.warmup_fraction, "decay_fraction": hyper.decay_fraction,
+        "min_lr_ratio": hyper.min_lr_ratio,
         "n_layers": spec.model.n_layers, "d_model": spec.model.d_model,
         "n_heads": spec.model.n_heads, "ffn_hidden": spec.model.ffn_hidden,
         "seed": train.seed, "data_source": train.data.source, "tokenizer": train.data.tokenizer,
+        "max_corpus_bytes": train.data.max_corpus_bytes,
+        "eval_every_steps": train.evaluation.eval_every_steps,
+        "final_loss_window_steps": train.smoothing_lookback_steps,
         "quokka_version": __version__, "git_commit": context.git_commit,
     }
 
 
 def run_trial(config: dict, context: SweepContext) -> None:
     """Tune's function trainable."""
-    spec = context.trials[config["trial"]]
-    hyper = resolve_hyperparameters(spec, config.get("hp", {}))
-    train = build_train_config(spec, hyper, context.experiment)
-    name = run_name(spec, hyper)
+    spec, train, name = resolve(config, context)
     store = MlflowStore(context.tracking_uri)
     run_id = store.trial_run(context.experiment.name, context.parent_run_id, name,
                              trial_params(spec, train, context))
-    store.client.log_dict(run_id, {"train_config": asdict(train)}, "config.json")
+    store.client.log_dict(run_id, {"train_config": asdict(train), "settings": spec.settings},
+                          "config.json")
     resources = context.experiment.resources
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -120,9 +110,5 @@ def run_trial(config: dict, context: SweepContext) -> None:
     try:
         trainer.fit()
     except Exception:
-        store.end_run(run_id, "FAILED")
+        store.end_run(run_id, "FAILED", outcome="failed")
         raise
-    except BaseException:  # stopped by Tune (a scheduler) or interrupted: not a failure
-        store.end_run(run_id, "KILLED")
-        raise
-    store.end_run(run_id, "FINISHED")

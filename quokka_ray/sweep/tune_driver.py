@@ -1,36 +1,38 @@
 """Run an experiment's trials with Ray Tune: grid or Optuna search, optional ASHA, one line
-of progress per trial event, resume of an interrupted sweep by running it again."""
+of progress per trial event, resume of an interrupted sweep by running it again, and the
+outcome of every trial (finished, stopped early, failed) recorded on its MLflow run."""
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict
 from functools import partial
-from pathlib import Path
 
 import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
+from quokka_ray.sweep.checks import asha_steps
 from quokka_ray.sweep.grid import TrialSpec
 from quokka_ray.sweep.spec import Experiment
-from quokka_ray.sweep.trial import SweepContext, run_trial
-from quokka_ray.sweep.validation import ExperimentError, is_search_space
-
-PLAN_FILE = "quokka_plan.json"
+from quokka_ray.sweep.trial import SweepContext, resolve, run_trial
+from quokka_ray.tracking import MlflowStore
 
 
-class ProgressLines(tune.Callback):
-    """One line per trial event in the driver log."""
+class TrialOutcomes(tune.Callback):
+    """One line per trial event in the driver log, and each trial's outcome on its MLflow run:
+    a trial that reached its last step FINISHED; one that Tune stopped before it (ASHA)
+    KILLED and tagged stopped_early, which `quokka fit` leaves out; one that raised FAILED."""
 
-    def __init__(self):
+    def __init__(self, context: SweepContext):
+        self.context = context
         self.started = time.monotonic()
 
     def _say(self, trial, event: str, extra: str = "") -> None:
         elapsed = time.monotonic() - self.started
-        print(f"[quokka {elapsed:7.1f}s] {trial.config.get('trial', trial.trial_id)} {event} {extra}",
-              flush=True)
+        print(f"[quokka {elapsed:7.1f}s] {self._name(trial)} {event} {extra}".rstrip(), flush=True)
+
+    def _name(self, trial) -> str:
+        return resolve(trial.config, self.context)[2] if "trial" in trial.config else trial.trial_id
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self._say(trial, "started")
@@ -40,10 +42,25 @@ class ProgressLines(tune.Callback):
         self._say(trial, "reported", " ".join(parts))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._say(trial, "finished")
+        _, train, name = resolve(trial.config, self.context)
+        step = int((trial.last_result or {}).get("step", 0))
+        store = MlflowStore(self.context.tracking_uri)
+        run_id = store.find_trial_run(self.context.experiment.name, name)
+        if step >= train.total_steps:
+            self._say(trial, "finished")
+            if run_id:
+                store.end_run(run_id, "FINISHED", outcome="finished")
+        else:
+            self._say(trial, "stopped early", f"at step {step} of {train.total_steps}")
+            if run_id:
+                store.end_run(run_id, "KILLED", outcome="stopped_early")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._say(trial, "FAILED", f"(see {trial.local_path})")
+        run_id = MlflowStore(self.context.tracking_uri).find_trial_run(
+            self.context.experiment.name, self._name(trial))
+        if run_id:
+            MlflowStore(self.context.tracking_uri).end_run(run_id, "FAILED", outcome="failed")
 
 
 def default_concurrency(experiment: Experiment) -> int | None:
@@ -59,33 +76,33 @@ def default_concurrency(experiment: Experiment) -> int | None:
     return max(1, int(available.get("CPU", 1) // (workers * experiment.resources.cpus_per_worker)))
 
 
-def run_sweep(experiment: Experiment, trials: list[TrialSpec], context: SweepContext) -> tune.ResultGrid:
+def run_sweep(experiment: Experiment, trials: list[TrialSpec], context: SweepContext,
+              experiment_path: str) -> tune.ResultGrid:
+    """Run (or resume, if `experiment_path` holds this sweep) every trial."""
     search = experiment.search
-    searched = {k: v for k, v in asdict(experiment.hyperparameters).items() if is_search_space(v)}
-    param_space = {"trial": tune.grid_search([t.name for t in trials])}
-    if searched:
-        param_space["hp"] = searched
+    hyper = experiment.hyperparameters
+    param_space: dict = {"trial": tune.grid_search([t.name for t in trials])}
+    if hyper.searched:
+        # Grid values are expanded into trials by the plan; only random spaces reach Tune.
+        random = {k: getattr(hyper, k) for k in trials[0].searched}
+        if random:
+            param_space["hp"] = random
     search_alg = None
     if search.algorithm == "optuna":
-        if not searched or len(trials) != 1:
-            raise ExperimentError(
-                "Search.algorithm='optuna' needs search spaces in Hyperparameters and exactly one "
-                f"trial point (this plan has {len(trials)}): put one study point and objective "
-                "per experiment file, or use algorithm='grid'")
         from ray.tune.search.optuna import OptunaSearch
 
         search_alg = OptunaSearch(metric=search.metric, mode=search.mode, seed=experiment.seed)
         param_space["trial"] = trials[0].name
     scheduler = None
     if search.scheduler == "asha":
-        scheduler = ASHAScheduler(time_attr="step", grace_period=max(1, experiment.eval_every_steps))
+        grace, max_t = asha_steps(experiment, trials)
+        scheduler = ASHAScheduler(time_attr="step", grace_period=grace, max_t=max_t,
+                                  reduction_factor=search.reduction_factor)
     # The trial's own process only waits on its TorchTrainer, whose workers hold the CPUs; a
     # bundle of no CPU is refused as empty, so it asks for a token megabyte of memory.
     trainable = tune.with_resources(partial(run_trial, context=context),
                                     resources={"cpu": 0, "memory": 1e6})
-    tune_root = f"{context.storage_path}/tune"
-    experiment_path = f"{tune_root}/{experiment.name}"
-    _check_plan(experiment_path, trials)
+    tune_root = experiment_path.rsplit("/", 1)[0]
     if tune.Tuner.can_restore(experiment_path):
         print(f"[quokka] resuming the sweep stored at {experiment_path}", flush=True)
         tuner = tune.Tuner.restore(experiment_path, trainable=trainable, param_space=param_space,
@@ -100,9 +117,8 @@ def run_sweep(experiment: Experiment, trials: list[TrialSpec], context: SweepCon
                 max_concurrent_trials=default_concurrency(experiment),
                 trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
             run_config=tune.RunConfig(name=experiment.name, storage_path=tune_root,
-                                      callbacks=[ProgressLines()], verbose=0),
+                                      callbacks=[TrialOutcomes(context)], verbose=0),
         )
-    _write_plan(experiment_path, trials)
     return tuner.fit()
 
 
@@ -111,26 +127,7 @@ def _trial_name(trial) -> str:
     return f"{trial.config['trial']}{suffix}"
 
 
-def _check_plan(experiment_path: str, trials: list[TrialSpec]) -> None:
-    """A stored sweep may only be resumed with the same trials."""
-    path = Path(experiment_path) / PLAN_FILE
-    if "://" in experiment_path or not path.exists():
-        return
-    stored = json.loads(path.read_text())
-    if stored != sorted(t.name for t in trials):
-        raise ExperimentError(
-            f"{experiment_path} holds a sweep with other trials than this experiment file's: "
-            "give the changed experiment a new name (Experiment.name) or remove that folder")
-
-
-def _write_plan(experiment_path: str, trials: list[TrialSpec]) -> None:
-    if "://" in experiment_path:
-        return
-    Path(experiment_path).mkdir(parents=True, exist_ok=True)
-    (Path(experiment_path) / PLAN_FILE).write_text(json.dumps(sorted(t.name for t in trials)))
-
-
 def summarize(results: tune.ResultGrid) -> tuple[int, int]:
-    """(trials that finished, trials that failed)."""
+    """(trials that ended without error, trials that failed)."""
     errors = sum(1 for r in results if r.error is not None)
     return len(results) - errors, errors

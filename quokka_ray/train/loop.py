@@ -19,12 +19,12 @@ import torch
 
 from quokka_ray.data import batch_sequence_indices, load_packed, rank_rows
 from quokka_ray.diffusion import draw_noise, per_sequence_loss, validation_loss
-from quokka_ray.laws.smoothing import smooth_final_loss
 from quokka_ray.model import Transformer, flops_per_token
 from quokka_ray.train import checkpoint
 from quokka_ray.train.config import TrainConfig
 from quokka_ray.train.fsdp import all_reduce_sum, shard_model
 from quokka_ray.train.lr_schedule import lr_at
+from quokka_ray.train.smoothing import smooth_final_loss
 from quokka_ray.train.throughput import mfu, peak_flops_per_device
 from quokka_ray.train.tracker import NullTracker, Tracker
 
@@ -35,11 +35,11 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
     # Norm gains (1-D) are not decayed: decay would pull them towards zero, not towards identity.
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
-    opt = cfg.optimizer
+    hyper = cfg.hyperparameters
     return torch.optim.AdamW(
-        [{"params": decay, "weight_decay": opt.weight_decay},
+        [{"params": decay, "weight_decay": hyper.weight_decay},
          {"params": no_decay, "weight_decay": 0.0}],
-        lr=opt.lr, betas=opt.betas, eps=opt.eps,
+        lr=hyper.lr, betas=hyper.betas, eps=hyper.eps,
     )
 
 
@@ -62,12 +62,15 @@ def train(
     tracker = tracker or NullTracker()
     torch.set_num_threads(cfg.cpu_threads_per_worker)
     data = load_packed(cfg.data)
-    unique = cfg.unique_sequences or len(data.train)
+    unique = (cfg.data.unique_tokens // cfg.data.seq_len if cfg.data.unique_tokens
+              else len(data.train))
     if unique > len(data.train):
-        raise ValueError(f"unique_sequences={unique} exceeds the {len(data.train)} available")
-    if cfg.global_batch_sequences < world_size:
+        raise ValueError(f"DataConfig.unique_tokens: {cfg.data.unique_tokens} tokens exceed the "
+                         f"{len(data.train) * cfg.data.seq_len} of the training split")
+    batch_sequences = cfg.hyperparameters.batch_sequences
+    if batch_sequences < world_size:
         raise ValueError(
-            f"global batch of {cfg.global_batch_sequences} sequences cannot be split over "
+            f"global batch of {batch_sequences} sequences cannot be split over "
             f"{world_size} workers")
     mask_id = data.manifest["mask_token_id"]
 
@@ -79,9 +82,8 @@ def train(
     validation = torch.from_numpy(data.validation).to(device)
     flops_tok = flops_per_token(cfg.model, cfg.data.seq_len)
     peak = peak_flops_per_device(device)
-    start, stop = rank_rows(cfg.global_batch_sequences, world_size, rank)
-    micro_steps = math.ceil(math.ceil(cfg.global_batch_sequences / world_size)
-                            / cfg.micro_batch_sequences)
+    start, stop = rank_rows(batch_sequences, world_size, rank)
+    micro_steps = math.ceil(math.ceil(batch_sequences / world_size) / cfg.micro_batch_sequences)
     # bf16 autocast on GPUs (weights and optimizer state stay fp32); fp32 on CPUs.
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else nullcontext())
@@ -92,7 +94,7 @@ def train(
         """Validation (every worker, same data) and the smoothed training loss so far."""
         history = np.asarray(state.loss_history)
         metrics = {"step": float(state.step), "train_loss": float(history[-1]),
-                   "final_loss": smooth_final_loss(history, cfg.smoothing_window_steps),
+                   "final_loss": smooth_final_loss(history, cfg.smoothing_lookback_steps),
                    "val_loss": _validate(model, validation, cfg, mask_id, autocast)}
         if bytes_per_token:
             metrics["val_bpb"] = metrics["val_loss"] / math.log(2) / bytes_per_token
@@ -104,12 +106,12 @@ def train(
     while state.step < cfg.total_steps:
         t0 = time.perf_counter()
         step = state.step
-        lr = lr_at(step, cfg.total_steps, cfg.optimizer)
+        lr = lr_at(step, cfg.total_steps, cfg.hyperparameters)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        indices = batch_sequence_indices(cfg.seed, step, cfg.global_batch_sequences, unique)
+        indices = batch_sequence_indices(cfg.seed, step, batch_sequences, unique)
         generator = torch.Generator().manual_seed(step_seed(cfg.seed, step))
-        noise = draw_noise(cfg.objective, cfg.global_batch_sequences, cfg.data.seq_len,
+        noise = draw_noise(cfg.objective, batch_sequences, cfg.data.seq_len,
                            cfg.model.vocab_size, generator,
                            progress=step / max(1, cfg.total_steps - 1)).rows(start, stop)
         tokens = torch.from_numpy(data.train[indices[start:stop]]).to(device)
@@ -123,19 +125,20 @@ def train(
                                         cfg.objective, mask_id)
             # Sum over this worker's rows / global batch; FSDP averages gradients over the
             # workers, so scaling by world_size makes the result the global-batch mean.
-            loss = out.per_sequence.sum() * (world_size / cfg.global_batch_sequences)
+            loss = out.per_sequence.sum() * (world_size / batch_sequences)
             loss.backward()
             for name, values in {"loss": out.per_sequence, **out.metrics}.items():
                 sums[name] = sums.get(name, 0.0) + values.detach().float().sum()
-        grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optimizer.grad_clip_norm)
-                     if cfg.optimizer.grad_clip_norm > 0 else torch.tensor(0.0))
+        clip = cfg.hyperparameters.grad_clip_norm
+        grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                     if clip > 0 else torch.tensor(0.0))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
         names = sorted(sums)
         totals = all_reduce_sum(torch.stack([sums[n] for n in names]).cpu())
         step_metrics = {f"train_{n}" if n != "loss" else "train_loss":
-                        float(v) / cfg.global_batch_sequences for n, v in zip(names, totals, strict=True)}
+                        float(v) / batch_sequences for n, v in zip(names, totals, strict=True)}
         state.loss_history.append(step_metrics["train_loss"])
         state.step += 1
         tokens_per_s = cfg.batch_tokens / (time.perf_counter() - t0)
@@ -150,7 +153,8 @@ def train(
         final = state.step == cfg.total_steps
         save = final or state.step % cfg.checkpoint_every_steps == 0
         # Every report carries val_loss, so that Tune's schedulers can compare any two.
-        if not (save or (cfg.eval_every_steps and state.step % cfg.eval_every_steps == 0)):
+        every = cfg.evaluation.eval_every_steps
+        if not (save or (every and state.step % every == 0)):
             continue
         metrics = evaluate()
         metrics["tokens_per_s"] = tokens_per_s
@@ -169,8 +173,9 @@ def train(
 
 def _validate(model, validation: torch.Tensor, cfg: TrainConfig, mask_id: int, autocast) -> float:
     with autocast:
-        return validation_loss(model, validation, cfg.objective, mask_id, seed=cfg.seed,
-                               samples_per_sequence=cfg.validation_samples_per_sequence)
+        return validation_loss(
+            model, validation, cfg.objective, mask_id, seed=cfg.seed,
+            samples_per_sequence=cfg.evaluation.validation_samples_per_sequence)
 
 
 def _full_tensor(value: torch.Tensor) -> torch.Tensor:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from quokka_ray.train.config import OptimizerConfig
+from quokka_ray.train.config import Hyperparameters
 
 
-def lr_at(step: int, total_steps: int, cfg: OptimizerConfig) -> float:
+def lr_at(step: int, total_steps: int, cfg: Hyperparameters) -> float:
     warmup = int(cfg.warmup_fraction * total_steps)
     if step < warmup:
         return cfg.lr * (step + 1) / warmup

@@ -4,6 +4,7 @@ import os
 
 from quokka_ray.sweep import (
     DataConfig,
+    EvaluationConfig,
     Experiment,
     Hyperparameters,
     IsoFlopStudy,
@@ -20,6 +21,5 @@ experiment = Experiment(
                     cache_dir=os.environ.get("QUOKKA_TEST_CACHE", ".quokka_cache")),
     resources=Resources(workers_per_trial=1, max_concurrent_trials=2),
     checkpoint_every_steps=1000,
-    smoothing_window_steps=5,
-    validation_samples_per_sequence=2,
+    evaluation=EvaluationConfig(smoothing_window_steps=5, validation_samples_per_sequence=2),
 )

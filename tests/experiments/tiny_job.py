@@ -2,7 +2,14 @@
 
 import os
 
-from quokka_ray.sweep import DataConfig, Experiment, FixedStudy, Hyperparameters, Resources
+from quokka_ray.sweep import (
+    DataConfig,
+    EvaluationConfig,
+    Experiment,
+    FixedStudy,
+    Hyperparameters,
+    Resources,
+)
 
 experiment = Experiment(
     study=FixedStudy(model_sizes=[12_000], tokens=[8 * 32 * 10]),
@@ -10,6 +17,5 @@ experiment = Experiment(
     data=DataConfig(seq_len=32, max_corpus_bytes=200_000, validation_sequences=16,
                     cache_dir=os.environ.get("QUOKKA_TEST_CACHE", ".quokka_cache")),
     resources=Resources(workers_per_trial=1),
-    smoothing_window_steps=5,
-    validation_samples_per_sequence=2,
+    evaluation=EvaluationConfig(smoothing_window_steps=5, validation_samples_per_sequence=2),
 )

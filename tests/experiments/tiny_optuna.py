@@ -6,6 +6,7 @@ from ray import tune
 
 from quokka_ray.sweep import (
     DataConfig,
+    EvaluationConfig,
     Experiment,
     FixedStudy,
     Hyperparameters,
@@ -20,6 +21,5 @@ experiment = Experiment(
     data=DataConfig(seq_len=32, max_corpus_bytes=200_000, validation_sequences=16,
                     cache_dir=os.environ.get("QUOKKA_TEST_CACHE", ".quokka_cache")),
     resources=Resources(workers_per_trial=1, max_concurrent_trials=2),
-    smoothing_window_steps=5,
-    validation_samples_per_sequence=2,
+    evaluation=EvaluationConfig(smoothing_window_steps=5, validation_samples_per_sequence=2),
 )

@@ -14,7 +14,7 @@ import torch.distributed as dist
 from quokka_ray.data import DataConfig
 from quokka_ray.diffusion import ObjectiveConfig
 from quokka_ray.model import size_model
-from quokka_ray.train import OptimizerConfig, TrainConfig
+from quokka_ray.train import EvaluationConfig, Hyperparameters, TrainConfig
 from quokka_ray.train.loop import train
 
 
@@ -23,9 +23,10 @@ def tiny_config(cache: str, steps: int = 12, kind: str = "dlm") -> TrainConfig:
     return TrainConfig(
         model=size_model(30_000, 257, 32, causal=kind == "ar"),
         objective=ObjectiveConfig(kind=kind), data=data,
-        optimizer=OptimizerConfig(lr=3e-3, warmup_fraction=0.1), total_steps=steps,
-        global_batch_sequences=8, micro_batch_sequences=2, checkpoint_every_steps=1000,
-        smoothing_window_steps=5, validation_samples_per_sequence=2)
+        hyperparameters=Hyperparameters(lr=3e-3, warmup_fraction=0.1, batch_sequences=8),
+        evaluation=EvaluationConfig(smoothing_window_steps=5, validation_samples_per_sequence=2),
+        total_steps=steps, seed=0, micro_batch_sequences=2, checkpoint_every_steps=1000,
+        cpu_threads_per_worker=1)
 
 
 def main() -> None:

@@ -1,0 +1,210 @@
+"""Every mistake in an experiment file is caught before anything starts: `quokka plan` and
+`quokka run` exit 2 with one line naming the file and the field, no traceback, no Ray session,
+and no MLflow store, checkpoint or Tune folder created."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import run_cli_cases
+
+HEADER = """\
+import os
+from ray import tune
+from quokka_ray.sweep import (DataConfig, EvaluationConfig, Experiment, FixedStudy,
+                              Hyperparameters, IsoFlopStudy, ObjectiveConfig, Resources, Search)
+CACHE = os.environ["QUOKKA_TEST_CACHE"]
+FIXED = FixedStudy(model_sizes=[12_000], tokens=[32 * 32 * 20])
+ISO = IsoFlopStudy(budgets_flops=[2e9, 6e9], model_sizes=[12_000, 55_000, 100_000], min_steps=3,
+                   budget_tolerance=0.05)
+DATA = DataConfig(seq_len=32, max_corpus_bytes=200_000, validation_sequences=16, cache_dir=CACHE)
+
+def make(**fields):
+    fields.setdefault("study", FIXED)
+    fields.setdefault("data", DATA)
+    return Experiment(**fields)
+
+"""
+
+H = "Hyperparameters"
+# name: (the line that sets `experiment`, the field the message must name)
+CASES = {
+    # wrong types
+    "lr_string": ("experiment = make(hyperparameters=Hyperparameters(lr='fast'))", f"{H}.lr"),
+    "batch_string": ("experiment = make(hyperparameters=Hyperparameters(batch_sequences='big'))",
+                     f"{H}.batch_sequences"),
+    "batch_float": ("experiment = make(hyperparameters=Hyperparameters(batch_sequences=8.5))",
+                    f"{H}.batch_sequences"),
+    "sizes_float": ("experiment = make(study=IsoFlopStudy(budgets_flops=[1e9], "
+                    "model_sizes=[1.5e4]))", "IsoFlopStudy.model_sizes"),
+    "seed_string": ("experiment = make(seed='zero')", "Experiment.seed"),
+    "use_gpu_string": ("experiment = make(resources=Resources(use_gpu='yes'))", "Resources.use_gpu"),
+    "objectives_not_list": ("experiment = make(objectives=ObjectiveConfig())",
+                            "Experiment.objectives"),
+    "unknown_field": ("experiment = make(hyperparameters=Hyperparameters(learning_rate=1e-3))",
+                      "learning_rate"),
+    "grid_wrong_type": ("experiment = make(hyperparameters=Hyperparameters("
+                        "batch_sequences=tune.grid_search([8, 'x'])))", f"{H}.batch_sequences"),
+    "unsearchable_field": ("experiment = make(hyperparameters=Hyperparameters("
+                           "betas=tune.grid_search([(0.9, 0.95)])))", f"{H}.betas"),
+    "sample_from": ("experiment = make(hyperparameters=Hyperparameters("
+                    "lr=tune.sample_from(lambda spec: 1e-3)))", f"{H}.lr"),
+    "empty_grid": ("experiment = make(hyperparameters=Hyperparameters("
+                   "lr=tune.grid_search([])))", f"{H}.lr"),
+    # out of range
+    "batch_zero": ("experiment = make(hyperparameters=Hyperparameters(batch_sequences=0))",
+                   f"{H}.batch_sequences"),
+    "lr_negative": ("experiment = make(hyperparameters=Hyperparameters(lr=-1.0))", f"{H}.lr"),
+    "lr_space_negative": ("experiment = make(hyperparameters=Hyperparameters("
+                          "lr=tune.uniform(-1e-3, 1e-2)))", f"{H}.lr"),
+    "weight_decay_negative": ("experiment = make(hyperparameters=Hyperparameters("
+                              "weight_decay=-0.1))", f"{H}.weight_decay"),
+    "warmup_one": ("experiment = make(hyperparameters=Hyperparameters(warmup_fraction=1.0))",
+                   f"{H}.warmup_fraction"),
+    "decay_above_one": ("experiment = make(hyperparameters=Hyperparameters("
+                        "decay_fraction=1.5))", f"{H}.decay_fraction"),
+    "min_lr_ratio_two": ("experiment = make(hyperparameters=Hyperparameters(min_lr_ratio=2.0))",
+                         f"{H}.min_lr_ratio"),
+    "betas_above_one": ("experiment = make(hyperparameters=Hyperparameters(betas=(0.9, 1.5)))",
+                        f"{H}.betas"),
+    "eps_zero": ("experiment = make(hyperparameters=Hyperparameters(eps=0.0))", f"{H}.eps"),
+    "tokens_zero": ("experiment = make(study=FixedStudy(model_sizes=[12_000], tokens=[0]))",
+                    "FixedStudy.tokens"),
+    "tokens_mismatch": ("experiment = make(study=FixedStudy(model_sizes=[12_000, 50_000], "
+                        "tokens=[20_000]))", "FixedStudy.tokens"),
+    "budget_negative": ("experiment = make(study=IsoFlopStudy(budgets_flops=[-1e9], "
+                        "model_sizes=[12_000]))", "IsoFlopStudy.budgets_flops"),
+    "no_sizes": ("experiment = make(study=IsoFlopStudy(budgets_flops=[1e9], model_sizes=[]))",
+                 "IsoFlopStudy.model_sizes"),
+    "budget_too_small": ("experiment = make(study=IsoFlopStudy(budgets_flops=[1e5], "
+                         "model_sizes=[12_000]))", "IsoFlopStudy.budgets_flops"),
+    "tolerance_two": ("experiment = make(study=IsoFlopStudy(budgets_flops=[1e9], "
+                      "model_sizes=[12_000], budget_tolerance=2.0))", "IsoFlopStudy.budget_tolerance"),
+    "seq_len_tiny": ("experiment = make(data=DataConfig(seq_len=4))", "DataConfig.seq_len"),
+    "validation_zero": ("experiment = make(data=DataConfig(validation_sequences=0))",
+                        "DataConfig.validation_sequences"),
+    "corpus_zero": ("experiment = make(data=DataConfig(max_corpus_bytes=0))",
+                    "DataConfig.max_corpus_bytes"),
+    "unique_below_sequence": ("experiment = make(data=DataConfig(seq_len=32, unique_tokens=10))",
+                              "DataConfig.unique_tokens"),
+    "eval_negative": ("experiment = make(evaluation=EvaluationConfig(eval_every_steps=-1))",
+                      "EvaluationConfig.eval_every_steps"),
+    "validation_samples_zero": ("experiment = make(evaluation=EvaluationConfig("
+                                "validation_samples_per_sequence=0))",
+                                "EvaluationConfig.validation_samples_per_sequence"),
+    "smoothing_zero": ("experiment = make(evaluation=EvaluationConfig(smoothing_window_steps=0))",
+                       "EvaluationConfig.smoothing_window_steps"),
+    "smoothing_fraction": ("experiment = make(evaluation=EvaluationConfig("
+                           "smoothing_max_fraction=1.5))", "EvaluationConfig.smoothing_max_fraction"),
+    "checkpoint_zero": ("experiment = make(checkpoint_every_steps=0)",
+                        "Experiment.checkpoint_every_steps"),
+    "t_min_zero": ("experiment = make(objectives=[ObjectiveConfig(t_min=0.0)])",
+                   "ObjectiveConfig.t_min"),
+    "curriculum_negative": ("experiment = make(objectives=[ObjectiveConfig("
+                            "curriculum_width=-1.0)])", "ObjectiveConfig.curriculum_width"),
+    "micro_batch_zero": ("experiment = make(resources=Resources(micro_batch_sequences=0))",
+                         "Resources.micro_batch_sequences"),
+    "cpus_zero": ("experiment = make(resources=Resources(cpus_per_worker=0))",
+                  "Resources.cpus_per_worker"),
+    "max_failures_negative": ("experiment = make(resources=Resources(max_failures=-1))",
+                              "Resources.max_failures"),
+    "concurrency_zero": ("experiment = make(resources=Resources(max_concurrent_trials=0))",
+                         "Resources.max_concurrent_trials"),
+    "num_samples_zero": ("experiment = make(search=Search(num_samples=0))", "Search.num_samples"),
+    # misspelt choices
+    "lr_schedule_typo": ("experiment = make(hyperparameters=Hyperparameters(lr_schedule='cosin'))",
+                         f"{H}.lr_schedule"),
+    "kind_typo": ("experiment = make(objectives=[ObjectiveConfig(kind='dlmm')])",
+                  "ObjectiveConfig.kind"),
+    "kernel_typo": ("experiment = make(objectives=[ObjectiveConfig(kernel='absorbing')])",
+                    "ObjectiveConfig.kernel"),
+    "loss_typo": ("experiment = make(objectives=[ObjectiveConfig(loss='nelbo')])",
+                  "ObjectiveConfig.loss"),
+    "timesteps_typo": ("experiment = make(objectives=[ObjectiveConfig(timesteps='stratified')])",
+                       "ObjectiveConfig.timesteps"),
+    "schedule_typo": ("experiment = make(objectives=[ObjectiveConfig(schedule='quadratic')])",
+                      "ObjectiveConfig.schedule"),
+    "algorithm_typo": ("experiment = make(search=Search(algorithm='random'))", "Search.algorithm"),
+    "mode_typo": ("experiment = make(search=Search(mode='minimize'))", "Search.mode"),
+    "scheduler_typo": ("experiment = make(search=Search(scheduler='hyperband'))",
+                       "Search.scheduler"),
+    "duplicate_objectives": ("experiment = make(objectives=[ObjectiveConfig(), ObjectiveConfig()])",
+                             "Experiment.objectives"),
+    # impossible worker counts
+    "workers_reversed": ("experiment = make(resources=Resources(workers_per_trial=(2, 1)))",
+                         "Resources.workers_per_trial"),
+    "workers_zero": ("experiment = make(resources=Resources(workers_per_trial=0))",
+                     "Resources.workers_per_trial"),
+    "workers_min_zero": ("experiment = make(resources=Resources(workers_per_trial=(0, 2)))",
+                         "Resources.workers_per_trial"),
+    # unknown metrics
+    "metric_typo": ("experiment = make(search=Search(metric='vall_loss'))", "Search.metric"),
+    "metric_not_reported": ("experiment = make(search=Search(metric='accuracy'))", "Search.metric"),
+    "bpb_without_bytes": ("experiment = make(data=DataConfig(tokenizer='gpt2', cache_dir=CACHE), "
+                          "search=Search(metric='val_bpb'))", "Search.metric"),
+    # what Optuna and ASHA need
+    "optuna_several_points": ("experiment = make(study=ISO, hyperparameters=Hyperparameters("
+                              "lr=tune.loguniform(1e-4, 1e-2)), search=Search(algorithm='optuna'))",
+                              "Search.algorithm"),
+    "optuna_no_space": ("experiment = make(search=Search(algorithm='optuna'))", "Search.algorithm"),
+    "optuna_with_grid": ("experiment = make(hyperparameters=Hyperparameters(lr=tune.grid_search("
+                         "[1e-3, 1e-2])), search=Search(algorithm='optuna'))", "Search.algorithm"),
+    "samples_without_space": ("experiment = make(search=Search(num_samples=3))",
+                              "Search.num_samples"),
+    "asha_without_eval": ("experiment = make(search=Search(scheduler='asha'))",
+                          "EvaluationConfig.eval_every_steps"),
+    "asha_eval_after_end": ("experiment = make(search=Search(scheduler='asha'), "
+                            "evaluation=EvaluationConfig(eval_every_steps=100))",
+                            "EvaluationConfig.eval_every_steps"),
+    "asha_reduction_one": ("experiment = make(search=Search(scheduler='asha', "
+                           "reduction_factor=1.0))", "Search.reduction_factor"),
+    # data accounting: a compute-constrained trial would see some tokens twice
+    "corpus_too_small": ("experiment = make(study=ISO, data=DataConfig(seq_len=32, "
+                         "max_corpus_bytes=30_000, validation_sequences=16, cache_dir=CACHE))",
+                         "DataConfig.max_corpus_bytes"),
+    "unique_budget_too_small": ("experiment = make(study=ISO, data=DataConfig(seq_len=32, "
+                                "unique_tokens=4096, max_corpus_bytes=200_000, "
+                                "validation_sequences=16, cache_dir=CACHE))",
+                                "DataConfig.unique_tokens"),
+    # the file itself
+    "no_experiment": ("x = 1", "experiment = Experiment"),
+    "bad_name": ("experiment = make(name='my sweep')", "Experiment.name"),
+    "syntax_error": ("experiment = make(", "syntax error"),
+}
+
+
+@pytest.fixture(scope="module")
+def outcomes(tmp_path_factory, data_cache):
+    """Each case through `quokka plan` and `quokka run`, in one process (imports once)."""
+    root = tmp_path_factory.mktemp("bad-experiments")
+    cases, keys = [], []
+    for name, (line, _) in CASES.items():
+        folder = root / name
+        folder.mkdir()
+        (folder / f"{name}.py").write_text(HEADER + line + "\n")
+        cases.append((["plan", f"{name}.py"], folder))
+        cases.append((["run", f"{name}.py", "--tracking-uri", f"sqlite:///{folder}/mlflow.db",
+                       "--storage-path", str(folder / "runs")], folder))
+        keys += [("plan", name), ("run", name)]
+    results = run_cli_cases(cases, root, env={"QUOKKA_TEST_CACHE": str(data_cache)})
+    return dict(zip(keys, results, strict=True))
+
+
+def test_at_least_forty_cases():
+    assert len(CASES) >= 40
+
+
+@pytest.mark.parametrize("command", ["plan", "run"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_experiment_stops_before_anything_starts(outcomes, case, command):
+    result = outcomes[(command, case)]
+    field = CASES[case][1]
+    lines = [line for line in result["stderr"].splitlines() if line.strip()]
+    assert result["code"] == 2, result["stderr"]
+    assert "Traceback" not in result["stderr"]
+    assert len(lines) == 1, result["stderr"]
+    assert f"{case}.py" in lines[0] and field in lines[0], lines[0]
+    if case.startswith(("corpus_", "unique_budget")):
+        assert "needs about" in lines[0] or "at least" in lines[0]
+    assert not result["ray"], "a Ray session was started"
+    assert result["created"] == [], f"created {result['created']}"
