@@ -10,7 +10,6 @@ C = 6 N D FLOPs, loss in nats/token.
 - data_constrained.py Quokka eq. 14: repeated data, max useful epochs, optimal (N, epochs)
 - muennighoff.py      Muennighoff et al.'s effective data and parameters
 - hyperparams.py      B_opt(C), lr_opt(C) and the AR -> DLM transfer check
-- smoothing.py        the smoothed final training loss
 - holdout.py          fit on part, predict the rest
 - plots.py, report.py the PNGs and the Markdown report
 - csv_fit.py          `quokka fit --csv`
@@ -50,7 +49,6 @@ from .plots import (
 )
 from .powerlaw import PowerLawFit, fit_power_law
 from .report import Report, write_report
-from .smoothing import smooth_final_loss
 
 __all__ = [
     "CONFIDENCE",
@@ -95,7 +93,6 @@ __all__ = [
     "plot_isoloss",
     "plot_optimal_allocation",
     "run_csv_fit",
-    "smooth_final_loss",
     "write_report",
 ]
 
