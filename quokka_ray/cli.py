@@ -195,13 +195,13 @@ def _sample(args) -> int:
 
 
 def _bench_laws(args) -> int:
-    from quokka_ray.laws.bench import main as laws_bench
+    from quokka_ray.commands.bench_laws import main as laws_bench
 
     return laws_bench((["--quick"] if args.quick else []) + ["--workers", str(args.workers)])
 
 
 def _bench_train(args) -> int:
-    from quokka_ray.train.bench import run_train_benchmark
+    from quokka_ray.commands.bench_train import run_train_benchmark
 
     run_train_benchmark(args.non_embedding_params, args.seq_len, args.batch_sequences,
                         args.steps, args.kind, vocab_size=args.vocab_size)

@@ -13,8 +13,9 @@ import pytest
 
 from quokka_ray.laws import LawInputError, add_csv_fit_arguments, run_csv_fit
 from quokka_ray.laws.csv_fit import main
+from quokka_ray.laws.published import REFERENCE_DIR
 
-DATA = Path(__file__).parent / "data"
+DATA = REFERENCE_DIR
 CHINCHILLA = [
     "--csv",
     str(DATA / "chinchilla_svg_extracted_data.csv"),

@@ -25,7 +25,7 @@ from quokka_ray.laws.muennighoff import MuennighoffLaw
 
 DATA = Path(__file__).parent / "data"
 
-# Quokka eq. 15 as printed (tests/data/README.md)
+# Quokka eq. 15 as printed (quokka_ray/laws/reference/README.md)
 EQ15 = DataConstrainedLaw(
     A=1535.23, alpha=0.42, B=54.21, beta=0.13, p_e=1.49, c_p=254.35, m_p=0.39, k_p=0.55, gamma=0.40
 )

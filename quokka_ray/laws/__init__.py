@@ -13,8 +13,8 @@ C = 6 N D FLOPs, loss in nats/token.
 - holdout.py          fit on part, predict the rest
 - plots.py, report.py the PNGs and the Markdown report
 - csv_fit.py          `quokka fit --csv`
-- bench.py            timings of the fits (`python -m quokka_ray.laws.bench`)
 - published.py        published coefficients (Chinchilla, Quokka eqs. 13 and 15, DeepSeek)
+                      and the published data sets in reference/ (package data)
 - powerlaw.py, budgets.py, bootstrap.py, huber.py, threads.py, errors.py: shared pieces
 """
 
@@ -89,19 +89,9 @@ __all__ = [
     "plot_data_constrained",
     "plot_hyperparameter_laws",
     "plot_isoflop",
-    "run_law_benchmarks",
     "plot_isoloss",
     "plot_optimal_allocation",
     "run_csv_fit",
     "write_report",
 ]
 
-
-def __getattr__(name: str):
-    # bench is imported on first use: importing it here would make
-    # `python -m quokka_ray.laws.bench` import it twice (runpy warns).
-    if name == "run_law_benchmarks":
-        from .bench import run_law_benchmarks
-
-        return run_law_benchmarks
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
