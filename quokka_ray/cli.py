@@ -52,9 +52,9 @@ def _parser() -> argparse.ArgumentParser:
     fit = sub.add_parser("fit", help="fit scaling laws from an experiment's runs or a CSV")
     fit.add_argument("experiment", nargs="?", help="experiment file or name")
     fit.add_argument("--tracking-uri")
-    from quokka_ray.laws import add_csv_fit_arguments
+    from quokka_ray.commands.fit_args import add_csv_fit_arguments
 
-    add_csv_fit_arguments(fit)  # also --out: the output folder (default quokka_outputs/<name>)
+    add_csv_fit_arguments(fit)  # also --law, and --out (default quokka_outputs/<name>)
     fit.set_defaults(handler=_fit)
 
     sample = sub.add_parser("sample", help="generate text from a trained trial's checkpoint")
@@ -156,7 +156,7 @@ def _run(args) -> int:
 
 def _fit(args) -> int:
     if args.csv:
-        from quokka_ray.laws import run_csv_fit
+        from quokka_ray.commands.fit_args import run_csv_fit
 
         return run_csv_fit(args)
     if not args.experiment:

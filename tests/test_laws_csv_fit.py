@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from quokka_ray.laws import LawInputError, add_csv_fit_arguments, run_csv_fit
-from quokka_ray.laws.csv_fit import main
-from quokka_ray.laws.published import REFERENCE_DIR
+from quokka_ray.commands.fit_args import add_csv_fit_arguments, main, run_csv_fit
+from quokka_ray.laws import LawInputError
+from quokka_ray.laws.published import REFERENCE_DIR as DATA
 
-DATA = REFERENCE_DIR
 CHINCHILLA = [
     "--csv",
     str(DATA / "chinchilla_svg_extracted_data.csv"),

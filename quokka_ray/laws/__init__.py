@@ -12,7 +12,7 @@ C = 6 N D FLOPs, loss in nats/token.
 - hyperparams.py      B_opt(C), lr_opt(C) and the AR -> DLM transfer check
 - holdout.py          fit on part, predict the rest
 - plots.py, report.py the PNGs and the Markdown report
-- csv_fit.py          `quokka fit --csv`
+- csv_fit.py          fit one law to a CSV file (`quokka fit --csv`; flags in commands/)
 - published.py        published coefficients (Chinchilla, Quokka eqs. 13 and 15, DeepSeek)
                       and the published data sets in reference/ (package data)
 - powerlaw.py, budgets.py, bootstrap.py, huber.py, threads.py, errors.py: shared pieces
@@ -20,7 +20,7 @@ C = 6 N D FLOPs, loss in nats/token.
 
 from .bootstrap import CONFIDENCE, percentile_intervals
 from .budgets import budget_labels
-from .csv_fit import add_csv_fit_arguments, run_csv_fit
+from .csv_fit import CSV_LAWS, CsvFit, fit_csv
 from .data_constrained import (
     DataConstrainedLaw,
     data_constrained_objective,
@@ -52,6 +52,8 @@ from .report import Report, write_report
 
 __all__ = [
     "CONFIDENCE",
+    "CSV_LAWS",
+    "CsvFit",
     "DEFAULT_DELTA",
     "BudgetParabola",
     "DataConstrainedLaw",
@@ -66,13 +68,13 @@ __all__ = [
     "SkippedBudget",
     "TransferBudget",
     "TransferComparison",
-    "add_csv_fit_arguments",
     "budget_labels",
     "chinchilla_grid",
     "compare_transfer",
     "data_constrained_objective",
     "effective_data_muennighoff",
     "fit_budget_parabola",
+    "fit_csv",
     "fit_data_constrained",
     "fit_hyperparameter_law",
     "fit_isoflop",
@@ -91,7 +93,6 @@ __all__ = [
     "plot_isoflop",
     "plot_isoloss",
     "plot_optimal_allocation",
-    "run_csv_fit",
     "write_report",
 ]
 
