@@ -18,12 +18,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from quokka_ray.laws import LawInputError
+from quokka_ray.laws import LAW_NAMES, LawInputError
 from quokka_ray.laws.csv_fit import CSV_LAWS, DEFAULT_COLUMNS, fit_csv
 
 #: The law a CSV fit fits when --law is not given (an experiment's fit then fits every law).
 DEFAULT_CSV_LAW = "parametric"
-LAW_NAMES = ("isoflop", "parametric", "data-constrained", "hyperparameters")
 #: Flag -> column role of fit_csv.
 COLUMN_FLAGS = {
     "n_column": "n",

@@ -11,7 +11,11 @@ C = 6 N D FLOPs, loss in nats/token.
 - muennighoff.py      Muennighoff et al.'s effective data and parameters
 - hyperparams.py      B_opt(C), lr_opt(C) and the AR -> DLM transfer check
 - holdout.py          fit on part, predict the rest
-- plots.py, report.py the PNGs and the Markdown report
+- selection.py        which runs each law sees: objectives (one law per objective), NELBO vs
+                      surrogate losses, fresh-data runs, the best run per (N, D)
+- report.py           write_report: the Markdown report, the cross-objective sections
+- sections.py         one objective's section of the report; markdown.py its tables
+- plots.py            the PNGs
 - csv_fit.py          fit one law to a CSV file (`quokka fit --csv`; flags in commands/)
 - published.py        published coefficients (Chinchilla, Quokka eqs. 13 and 15, DeepSeek)
                       and the published data sets in reference/ (package data)
@@ -42,32 +46,45 @@ from .parametric import ParametricFit, chinchilla_grid, fit_parametric, parametr
 from .parametric_reference import GridSearchResult, grid_search_parametric
 from .plots import (
     plot_data_constrained,
+    plot_frontiers,
     plot_hyperparameter_laws,
     plot_isoflop,
     plot_isoloss,
     plot_optimal_allocation,
 )
 from .powerlaw import PowerLawFit, fit_power_law
-from .report import Report, write_report
+from .published import REFERENCE_DIR, reference_csv
+from .report import LAW_NAMES, Report, write_report
+from .selection import (
+    Objective,
+    best_per_allocation,
+    fresh_data_runs,
+    split_by_bound,
+    split_by_objective,
+)
 
 __all__ = [
+    "BudgetParabola",
     "CONFIDENCE",
     "CSV_LAWS",
     "CsvFit",
     "DEFAULT_DELTA",
-    "BudgetParabola",
     "DataConstrainedLaw",
     "GridSearchResult",
     "HoldoutResult",
     "IsoFlopFit",
+    "LAW_NAMES",
     "LawInputError",
     "MuennighoffLaw",
+    "Objective",
     "ParametricFit",
     "PowerLawFit",
+    "REFERENCE_DIR",
     "Report",
     "SkippedBudget",
     "TransferBudget",
     "TransferComparison",
+    "best_per_allocation",
     "budget_labels",
     "chinchilla_grid",
     "compare_transfer",
@@ -81,6 +98,7 @@ __all__ = [
     "fit_muennighoff",
     "fit_parametric",
     "fit_power_law",
+    "fresh_data_runs",
     "grid_search_parametric",
     "holdout_data_constrained",
     "holdout_isoflop",
@@ -89,10 +107,13 @@ __all__ = [
     "parametric_objective",
     "percentile_intervals",
     "plot_data_constrained",
+    "plot_frontiers",
     "plot_hyperparameter_laws",
     "plot_isoflop",
     "plot_isoloss",
     "plot_optimal_allocation",
+    "reference_csv",
+    "split_by_bound",
+    "split_by_objective",
     "write_report",
 ]
-
