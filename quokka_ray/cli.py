@@ -55,9 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     fit = sub.add_parser("fit", help="fit scaling laws from an experiment's runs or a CSV")
     fit.add_argument("experiment", nargs="?", help="experiment file or name")
     fit.add_argument("--tracking-uri")
-    from quokka_ray.laws import add_csv_fit_arguments
+    from quokka_ray.commands.fit_args import add_csv_fit_arguments
 
-    add_csv_fit_arguments(fit)  # also --out: the output folder (default quokka_outputs/<name>)
+    add_csv_fit_arguments(fit)  # also --law, and --out (default quokka_outputs/<name>)
     fit.set_defaults(handler=_fit)
 
     sample = sub.add_parser("sample", help="generate text from a trained trial's checkpoint")
@@ -195,7 +195,7 @@ def _run(args) -> int:
 
 def _fit(args) -> int:
     if args.csv:
-        from quokka_ray.laws import run_csv_fit
+        from quokka_ray.commands.fit_args import run_csv_fit
 
         return run_csv_fit(args)
     if not args.experiment:
@@ -238,13 +238,13 @@ def _sample(args) -> int:
 
 
 def _bench_laws(args) -> int:
-    from quokka_ray.laws.bench import main as laws_bench
+    from quokka_ray.commands.bench_laws import main as laws_bench
 
     return laws_bench((["--quick"] if args.quick else []) + ["--workers", str(args.workers)])
 
 
 def _bench_train(args) -> int:
-    from quokka_ray.train.bench import run_train_benchmark
+    from quokka_ray.commands.bench_train import run_train_benchmark
 
     run_train_benchmark(args.non_embedding_params, args.seq_len, args.batch_sequences,
                         args.steps, args.kind, vocab_size=args.vocab_size)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from quokka_ray.laws import LawInputError, add_csv_fit_arguments, run_csv_fit
-from quokka_ray.laws.csv_fit import main
+from quokka_ray.commands.fit_args import add_csv_fit_arguments, main, run_csv_fit
+from quokka_ray.laws import LawInputError
+from quokka_ray.laws.published import REFERENCE_DIR as DATA
 
-DATA = Path(__file__).parent / "data"
 CHINCHILLA = [
     "--csv",
     str(DATA / "chinchilla_svg_extracted_data.csv"),
@@ -120,3 +120,13 @@ def test_arguments_attach_to_any_parser():
     assert args.experiment is None
     assert issubclass(LawInputError, ValueError)
     assert run_csv_fit(args) == 2  # x.csv does not exist
+
+
+def test_law_defaults_to_none_and_a_csv_fit_to_parametric(capsys):
+    parser = argparse.ArgumentParser()
+    add_csv_fit_arguments(parser)
+    assert parser.parse_args([]).law is None  # an experiment's fit: every law
+    assert main(CHINCHILLA[:2] + CHINCHILLA[4:]) == 0  # no --law: parametric
+    assert capsys.readouterr().out.startswith("parametric fit of")
+    assert main([*ISOFLOP[:2], "--law", "hyperparameters"]) == 2
+    assert "a CSV fit takes one of parametric, isoflop, data-constrained" in capsys.readouterr().err

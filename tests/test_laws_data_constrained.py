@@ -4,7 +4,6 @@ max useful epochs found globally, optimal allocation) and Muennighoff's effectiv
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,10 +21,9 @@ from quokka_ray.laws import (
     holdout_data_constrained,
 )
 from quokka_ray.laws.muennighoff import MuennighoffLaw
+from quokka_ray.laws.published import reference_csv
 
-DATA = Path(__file__).parent / "data"
-
-# Quokka eq. 15 as printed (tests/data/README.md)
+# Quokka eq. 15 as printed (quokka_ray/laws/reference/README.md)
 EQ15 = DataConstrainedLaw(
     A=1535.23, alpha=0.42, B=54.21, beta=0.13, p_e=1.49, c_p=254.35, m_p=0.39, k_p=0.55, gamma=0.40
 )
@@ -50,7 +48,7 @@ def test_recovers_known_coefficients_from_noisy_data():
 
 
 def test_fit_on_four_fifths_beats_eq15_on_the_held_out_curves():
-    df = pd.read_csv(DATA / "quokka_data_constrained_curves.csv")
+    df = pd.read_csv(reference_csv("quokka_data_constrained_curves.csv"))
     assert df.groupby(["unique_tokens", "params"]).ngroups == 48
     held, law = holdout_data_constrained(
         df["params"], df["unique_tokens"], df["epochs"], df["final_val_loss"], reference=EQ15

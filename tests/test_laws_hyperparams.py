@@ -11,7 +11,7 @@ import pytest
 
 from quokka_ray.laws import compare_transfer, fit_hyperparameter_law, near_optimal_mask
 
-# DeepSeek LLM's laws (tests/data/README.md), used as the truth of the synthetic sweeps.
+# DeepSeek LLM's laws (quokka_ray/laws/reference/README.md), used as the truth of the synthetic sweeps.
 LR_K, LR_EXP = 0.3118, -0.1250
 BATCH_K, BATCH_EXP = 0.2920, 0.3271
 BUDGETS = np.geomspace(1e17, 1e21, 6)

@@ -3,8 +3,6 @@ points, recovery of a known law, and budgets without a vertex reported and left 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,13 +16,12 @@ from quokka_ray.laws import (
     fit_isoflop,
     holdout_isoflop,
 )
-
-DATA = Path(__file__).parent / "data"
+from quokka_ray.laws.published import reference_csv
 
 
 @pytest.fixture(scope="module")
 def quokka_points():
-    df = pd.read_csv(DATA / "quokka_isoflop_points.csv")
+    df = pd.read_csv(reference_csv("quokka_isoflop_points.csv"))
     assert len(df) == 87
     return (
         df["C_flops"].to_numpy(float),

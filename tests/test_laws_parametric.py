@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,10 +20,10 @@ from quokka_ray.laws import (
     grid_search_parametric,
     parametric_objective,
 )
+from quokka_ray.laws.published import reference_csv
 
-DATA = Path(__file__).parent / "data"
-
-# Besiroglu et al. (2024), Table 1: 95% bootstrap intervals of their refit (tests/data/README.md).
+# Besiroglu et al. (2024), Table 1: 95% bootstrap intervals of their refit
+# (quokka_ray/laws/reference/README.md).
 EPOCH_INTERVALS = {
     "E": (1.769, 1.871),
     "A": (285.0, 744.0),
@@ -46,7 +45,7 @@ TABLE5 = [
 @pytest.fixture(scope="module")
 def chinchilla():
     """Epoch's 245 points minus the 5 of highest loss; D = C / (6 N)."""
-    df = pd.read_csv(DATA / "chinchilla_svg_extracted_data.csv")
+    df = pd.read_csv(reference_csv("chinchilla_svg_extracted_data.csv"))
     df = df.sort_values("loss").iloc[:-5]
     N = df["Model Size"].to_numpy(float)
     return N, df["Training FLOP"].to_numpy(float) / (6 * N), df["loss"].to_numpy(float)

@@ -94,7 +94,7 @@ def test_report_on_a_small_synthetic_study(tmp_path):
         "dlm_isoloss.png",
         "dlm_data_constrained.png",
         "ar_isoflop.png",
-        "transfer.png",
+        "transfer_dlm.png",
     } <= names
     for kind in ("dlm", "ar"):
         iso = report.fits[kind]["isoflop"]
@@ -151,10 +151,10 @@ def test_report_on_a_single_run_and_on_missing_columns(tmp_path):
 
 
 def test_report_flags_a_degenerate_parametric_fit(tmp_path, monkeypatch):
-    import quokka_ray.laws.report as report_module
+    import quokka_ray.laws.sections as sections_module
 
     cliff = ParametricFit(E=1.5, A=2300.0, B=1e122, alpha=0.31, beta=14.4)
-    monkeypatch.setattr(report_module, "fit_parametric", lambda *a, **k: cliff)
+    monkeypatch.setattr(sections_module, "fit_parametric", lambda *a, **k: cliff)
     runs = toy_runs()
     report = write_report(runs[runs["kind"] == "ar"], tmp_path, title="cliff", n_bootstrap=0)
     assert "beta outside (0, 2]" in report.markdown_path.read_text()

@@ -10,18 +10,21 @@ C = 6 N D FLOPs, loss in nats/token.
 - data_constrained.py Quokka eq. 14: repeated data, max useful epochs, optimal (N, epochs)
 - muennighoff.py      Muennighoff et al.'s effective data and parameters
 - hyperparams.py      B_opt(C), lr_opt(C) and the AR -> DLM transfer check
-- smoothing.py        the smoothed final training loss
 - holdout.py          fit on part, predict the rest
-- plots.py, report.py the PNGs and the Markdown report
-- csv_fit.py          `quokka fit --csv`
-- bench.py            timings of the fits (`python -m quokka_ray.laws.bench`)
+- selection.py        which runs each law sees: objectives (one law per objective), NELBO vs
+                      surrogate losses, fresh-data runs, the best run per (N, D)
+- report.py           write_report: the Markdown report, the cross-objective sections
+- sections.py         one objective's section of the report; markdown.py its tables
+- plots.py            the PNGs
+- csv_fit.py          fit one law to a CSV file (`quokka fit --csv`; flags in commands/)
 - published.py        published coefficients (Chinchilla, Quokka eqs. 13 and 15, DeepSeek)
+                      and the published data sets in reference/ (package data)
 - powerlaw.py, budgets.py, bootstrap.py, huber.py, threads.py, errors.py: shared pieces
 """
 
 from .bootstrap import CONFIDENCE, percentile_intervals
 from .budgets import budget_labels
-from .csv_fit import add_csv_fit_arguments, run_csv_fit
+from .csv_fit import CSV_LAWS, CsvFit, fit_csv
 from .data_constrained import (
     DataConstrainedLaw,
     data_constrained_objective,
@@ -43,44 +46,59 @@ from .parametric import ParametricFit, chinchilla_grid, fit_parametric, parametr
 from .parametric_reference import GridSearchResult, grid_search_parametric
 from .plots import (
     plot_data_constrained,
+    plot_frontiers,
     plot_hyperparameter_laws,
     plot_isoflop,
     plot_isoloss,
     plot_optimal_allocation,
 )
 from .powerlaw import PowerLawFit, fit_power_law
-from .report import Report, write_report
-from .smoothing import smooth_final_loss
+from .published import REFERENCE_DIR, reference_csv
+from .report import LAW_NAMES, Report, write_report
+from .selection import (
+    Objective,
+    best_per_allocation,
+    fresh_data_runs,
+    split_by_bound,
+    split_by_objective,
+)
 
 __all__ = [
-    "CONFIDENCE",
-    "DEFAULT_DELTA",
     "BudgetParabola",
+    "CONFIDENCE",
+    "CSV_LAWS",
+    "CsvFit",
+    "DEFAULT_DELTA",
     "DataConstrainedLaw",
     "GridSearchResult",
     "HoldoutResult",
     "IsoFlopFit",
+    "LAW_NAMES",
     "LawInputError",
     "MuennighoffLaw",
+    "Objective",
     "ParametricFit",
     "PowerLawFit",
+    "REFERENCE_DIR",
     "Report",
     "SkippedBudget",
     "TransferBudget",
     "TransferComparison",
-    "add_csv_fit_arguments",
+    "best_per_allocation",
     "budget_labels",
     "chinchilla_grid",
     "compare_transfer",
     "data_constrained_objective",
     "effective_data_muennighoff",
     "fit_budget_parabola",
+    "fit_csv",
     "fit_data_constrained",
     "fit_hyperparameter_law",
     "fit_isoflop",
     "fit_muennighoff",
     "fit_parametric",
     "fit_power_law",
+    "fresh_data_runs",
     "grid_search_parametric",
     "holdout_data_constrained",
     "holdout_isoflop",
@@ -89,22 +107,13 @@ __all__ = [
     "parametric_objective",
     "percentile_intervals",
     "plot_data_constrained",
+    "plot_frontiers",
     "plot_hyperparameter_laws",
     "plot_isoflop",
-    "run_law_benchmarks",
     "plot_isoloss",
     "plot_optimal_allocation",
-    "run_csv_fit",
-    "smooth_final_loss",
+    "reference_csv",
+    "split_by_bound",
+    "split_by_objective",
     "write_report",
 ]
-
-
-def __getattr__(name: str):
-    # bench is imported on first use: importing it here would make
-    # `python -m quokka_ray.laws.bench` import it twice (runpy warns).
-    if name == "run_law_benchmarks":
-        from .bench import run_law_benchmarks
-
-        return run_law_benchmarks
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

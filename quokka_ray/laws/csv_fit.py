@@ -1,26 +1,25 @@
-"""`quokka fit --csv FILE --law {parametric,isoflop,data-constrained}`: fit a law to any table
-of runs, such as published data, without an experiment or MLflow.
+"""Fit one law to any table of runs in a CSV file, such as published data, without an
+experiment or MLflow (what `quokka fit --csv` runs; its flags are in commands/fit_args.py).
 
 Columns default to quokka's own run table (non_embedding_params, tokens, budget_flops,
 final_loss, unique_tokens, epochs); other files name theirs. For parametric, D comes from
---d-column, else from --c-column as D = C / (6 N) FLOPs. The reference files
-(tests/data/README.md says where they come from):
+d_column, else from c_column as D = C / (6 N) FLOPs. The reference files
+(reference/README.md says where they come from):
 
-  quokka fit --csv chinchilla_svg_extracted_data.csv --law parametric \\
-      --n-column "Model Size" --c-column "Training FLOP" --loss-column loss --drop-highest-loss 5
-  quokka fit --csv quokka_isoflop_points.csv --law isoflop \\
-      --c-column C_flops --n-column N_params_plot --loss-column final_train_loss_smoothed
-  quokka fit --csv quokka_data_constrained_curves.csv --law data-constrained \\
-      --n-column params --u-column unique_tokens --epochs-column epochs --loss-column final_val_loss
-
-`main(argv)` parses the same flags without the `quokka` command (the tests use it).
+  fit_csv(reference_csv("chinchilla_svg_extracted_data.csv"), "parametric",
+          columns={"n": "Model Size", "c": "Training FLOP", "loss": "loss"}, drop_highest=5)
+  fit_csv(reference_csv("quokka_isoflop_points.csv"), "isoflop",
+          columns={"c": "C_flops", "n": "N_params_plot", "loss": "final_train_loss_smoothed"})
+  fit_csv(reference_csv("quokka_data_constrained_curves.csv"), "data-constrained",
+          columns={"n": "params", "u": "unique_tokens", "epochs": "epochs",
+                   "loss": "final_val_loss"})
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,62 +31,32 @@ from .isoflop import fit_isoflop
 from .parametric import fit_parametric
 from .plots import plot_data_constrained, plot_isoflop, plot_isoloss, plot_optimal_allocation
 
-LAWS = ("parametric", "isoflop", "data-constrained")
+CSV_LAWS = ("parametric", "isoflop", "data-constrained")
+#: Column roles -> quokka's own column names, used for roles the caller does not name.
 DEFAULT_COLUMNS = {
-    "n_column": "non_embedding_params",
-    "d_column": "tokens",
-    "c_column": "budget_flops",
-    "loss_column": "final_loss",
-    "u_column": "unique_tokens",
-    "epochs_column": "epochs",
+    "n": "non_embedding_params",
+    "d": "tokens",
+    "c": "budget_flops",
+    "loss": "final_loss",
+    "u": "unique_tokens",
+    "epochs": "epochs",
 }
 
 
-def add_csv_fit_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add --csv, --law and the column flags to `parser` (the `quokka fit` subcommand)."""
-    g = parser.add_argument_group("fit a law to a CSV file of runs (see quokka_ray.laws.csv_fit)")
-    g.add_argument("--csv", type=Path, metavar="FILE", help="CSV file, one row per run")
-    g.add_argument(
-        "--law", choices=LAWS, default="parametric", help="law to fit (default: parametric)"
-    )
-    g.add_argument(
-        "--n-column",
-        help=f"model size N, non-embedding parameters (default: {DEFAULT_COLUMNS['n_column']})",
-    )
-    g.add_argument(
-        "--d-column",
-        help="training tokens D (default: tokens; parametric: C/(6N) when --c-column is given)",
-    )
-    g.add_argument(
-        "--c-column",
-        help=f"compute C in FLOPs, the IsoFLOP budget (default: {DEFAULT_COLUMNS['c_column']})",
-    )
-    g.add_argument("--loss-column", help=f"final loss (default: {DEFAULT_COLUMNS['loss_column']})")
-    g.add_argument("--u-column", help=f"unique tokens U (default: {DEFAULT_COLUMNS['u_column']})")
-    g.add_argument(
-        "--epochs-column", help=f"epochs over U (default: {DEFAULT_COLUMNS['epochs_column']})"
-    )
-    g.add_argument(
-        "--drop-highest-loss",
-        type=int,
-        default=0,
-        metavar="K",
-        help="leave out the K runs of highest loss (Besiroglu et al. dropped 5)",
-    )
-    g.add_argument(
-        "--bootstrap",
-        type=int,
-        default=0,
-        metavar="N",
-        help="bootstrap replicates for 95%% intervals (parametric, isoflop)",
-    )
-    g.add_argument("--seed", type=int, default=0, help="seed of bootstrap and starts")
-    g.add_argument(
-        "--out",
-        type=Path,
-        metavar="DIR",
-        help="output folder (with --csv: fit.json and the plots; without: the report)",
-    )
+@dataclass(frozen=True)
+class CsvFit:
+    """What fit_csv fitted and wrote."""
+
+    law: str
+    path: Path
+    #: Rows fitted (after drop_highest).
+    runs: int
+    #: The fit object: ParametricFit, IsoFlopFit or DataConstrainedLaw.
+    fit: object
+    #: Printable lines: coefficients with intervals, allocation, skipped budgets.
+    lines: list[str]
+    #: Files written to out_dir (fit.json, then the plots); empty without out_dir.
+    written: list[Path] = field(default_factory=list)
 
 
 def _column(df: pd.DataFrame, path: Path, name: str) -> np.ndarray:
@@ -101,61 +70,51 @@ def _column(df: pd.DataFrame, path: Path, name: str) -> np.ndarray:
     return values
 
 
-def _pick(args, key: str) -> str:
-    return getattr(args, key, None) or DEFAULT_COLUMNS[key]
+def _ci_text(intervals: dict, name: str, fmt: str = ".4g") -> str:
+    if name not in intervals:
+        return ""
+    lo, hi = intervals[name]
+    return f"  95% CI [{lo:{fmt}}, {hi:{fmt}}]"
 
 
-def _fit(args, df: pd.DataFrame):
-    """The fit, its printable lines, and a function that writes its plot to a path."""
-    path = args.csv
-    col = lambda key: _column(df, path, _pick(args, key))  # noqa: E731
-    if args.law == "parametric":
-        N, y = col("n_column"), col("loss_column")
-        # D from tokens, or from compute as D = C / (6 N) when only --c-column is given
-        D = col("d_column") if args.d_column or not args.c_column else col("c_column") / (6.0 * N)
-        fit = fit_parametric(N, D, y, n_bootstrap=args.bootstrap, seed=args.seed)
-        lines = [
-            f"{n} = {getattr(fit, n):.6g}"
-            + (
-                f"  95% CI [{fit.intervals[n][0]:.4g}, {fit.intervals[n][1]:.4g}]"
-                if n in fit.intervals
-                else ""
-            )
-            for n in ("E", "A", "B", "alpha", "beta")
-        ]
-        try:
-            lines.append(
-                f"N_opt = {fit.k_N:.4g} C^{fit.a:.4f}, D_opt = {fit.k_D:.4g} C^{fit.b:.4f}"
-            )
-        except ValueError as err:
-            lines.append(f"no compute-optimal allocation: {err}")
-        return fit, lines, lambda p: plot_isoloss(fit, p, N=N, D=D)
-    if args.law == "isoflop":
-        C, N, y = col("c_column"), col("n_column"), col("loss_column")
-        fit = fit_isoflop(C, N, y, n_bootstrap=args.bootstrap, seed=args.seed)
-        ci = (
-            f"  95% CI [{fit.intervals['a'][0]:.4f}, {fit.intervals['a'][1]:.4f}]"
-            if "a" in fit.intervals
-            else ""
-        )
-        lines = [
-            f"N_opt = {fit.k_N:.4g} C^{fit.a:.4f}{ci}",
-            f"D_opt = {fit.k_D:.4g} C^{fit.b:.4f}",
-            f"budgets with a vertex: {len(fit.budgets)}",
-        ]
-        lines += [
-            f"skipped budget C = {s.budget_flops:.3g}: {s.reason}" for s in fit.skipped_budgets
-        ]
+def _fit_parametric(col, columns, n_bootstrap, seed):
+    N, y = col("n"), col("loss")
+    # D from tokens, or from compute as D = C / (6 N) when only a C column is named
+    D = col("d") if "d" in columns or "c" not in columns else col("c") / (6.0 * N)
+    fit = fit_parametric(N, D, y, n_bootstrap=n_bootstrap, seed=seed)
+    lines = [
+        f"{n} = {getattr(fit, n):.6g}{_ci_text(fit.intervals, n)}"
+        for n in ("E", "A", "B", "alpha", "beta")
+    ]
+    try:
+        lines.append(f"N_opt = {fit.k_N:.4g} C^{fit.a:.4f}, D_opt = {fit.k_D:.4g} C^{fit.b:.4f}")
+    except ValueError as err:
+        lines.append(f"no compute-optimal allocation: {err}")
+    return fit, lines, lambda out: [plot_isoloss(fit, out / "parametric.png", N=N, D=D)]
 
-        def plot(p):
-            plot_isoflop(fit, C, N, y, p)
-            return plot_optimal_allocation(p.with_name("allocation.png"), isoflop=fit)
 
-        return fit, lines, plot
-    N, U, e, y = col("n_column"), col("u_column"), col("epochs_column"), col("loss_column")
-    law = fit_data_constrained(N, U, e, y, seed=args.seed)
+def _fit_isoflop(col, n_bootstrap, seed):
+    C, N, y = col("c"), col("n"), col("loss")
+    fit = fit_isoflop(C, N, y, n_bootstrap=n_bootstrap, seed=seed)
+    lines = [
+        f"N_opt = {fit.k_N:.4g} C^{fit.a:.4f}{_ci_text(fit.intervals, 'a', '.4f')}",
+        f"D_opt = {fit.k_D:.4g} C^{fit.b:.4f}",
+        f"budgets with a vertex: {len(fit.budgets)}",
+    ]
+    lines += [f"skipped budget C = {s.budget_flops:.3g}: {s.reason}" for s in fit.skipped_budgets]
+    return fit, lines, lambda out: [
+        plot_isoflop(fit, C, N, y, out / "isoflop.png"),
+        plot_optimal_allocation(out / "allocation.png", isoflop=fit),
+    ]
+
+
+def _fit_data_constrained(col, seed):
+    N, U, e, y = col("n"), col("u"), col("epochs"), col("loss")
+    law = fit_data_constrained(N, U, e, y, seed=seed)
     lines = [f"{n} = {v:.6g}" for n, v in law.coefficients().items()]
-    return law, lines, lambda p: plot_data_constrained(law, N, U, e, y, p)
+    return law, lines, lambda out: [
+        plot_data_constrained(law, N, U, e, y, out / "data-constrained.png")
+    ]
 
 
 def _coefficients(fit) -> dict:
@@ -167,46 +126,53 @@ def _coefficients(fit) -> dict:
     return {"coefficients": out, "intervals": {k: list(v) for k, v in intervals.items()}}
 
 
-def run_csv_fit(args: argparse.Namespace) -> int:
-    """Fit args.law to args.csv and print the coefficients; returns the exit status (0, or 2
-    with a one-line error on stderr for unusable input)."""
-    try:
-        if not args.csv or not Path(args.csv).is_file():
-            raise LawInputError(f"{args.csv}: no such file")
-        df = pd.read_csv(args.csv)
-        if args.drop_highest_loss:
-            y = _column(df, args.csv, _pick(args, "loss_column"))
-            df = df.iloc[np.argsort(y, kind="stable")[: max(0, len(df) - args.drop_highest_loss)]]
-        fit, lines, plot = _fit(args, df)
-    except LawInputError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"{args.law} fit of {args.csv} ({len(df)} runs):")
-    for line in lines:
-        print(f"  {line}")
-    if args.out:
-        out = Path(args.out)
+def fit_csv(
+    path: Path | str,
+    law: str = "parametric",
+    *,
+    columns: Mapping[str, str] | None = None,
+    drop_highest: int = 0,
+    n_bootstrap: int = 0,
+    seed: int = 0,
+    out_dir: Path | str | None = None,
+) -> CsvFit:
+    """Fit `law` (one of CSV_LAWS) to the runs in CSV file `path`.
+
+    columns: role -> column name, roles "n" (non-embedding parameters), "d" (tokens), "c"
+    (FLOPs, the IsoFLOP budget), "loss", "u" (unique tokens), "epochs"; unnamed roles use
+    DEFAULT_COLUMNS. drop_highest leaves out that many runs of highest loss (Besiroglu et al.
+    dropped 5). n_bootstrap replicates give 95% intervals (parametric, isoflop); seed seeds
+    them and the starts. With out_dir, writes out_dir/fit.json and the law's plots.
+    Raises LawInputError for a missing file, column or law, or runs that do not fit.
+    """
+    path = Path(path)
+    if law not in CSV_LAWS:
+        raise LawInputError(f"a CSV fit takes one of {', '.join(CSV_LAWS)}, not {law!r}")
+    columns = {k: v for k, v in (columns or {}).items() if v}
+    unknown = set(columns) - set(DEFAULT_COLUMNS)
+    if unknown:
+        raise LawInputError(f"unknown column role(s) {', '.join(sorted(unknown))}")
+    if not path.is_file():
+        raise LawInputError(f"{path}: no such file")
+    df = pd.read_csv(path)
+    if drop_highest:
+        y = _column(df, path, columns.get("loss", DEFAULT_COLUMNS["loss"]))
+        df = df.iloc[np.argsort(y, kind="stable")[: max(0, len(df) - drop_highest)]]
+
+    def col(role: str) -> np.ndarray:
+        return _column(df, path, columns.get(role, DEFAULT_COLUMNS[role]))
+
+    if law == "parametric":
+        fit, lines, plot = _fit_parametric(col, columns, n_bootstrap, seed)
+    elif law == "isoflop":
+        fit, lines, plot = _fit_isoflop(col, n_bootstrap, seed)
+    else:
+        fit, lines, plot = _fit_data_constrained(col, seed)
+    written: list[Path] = []
+    if out_dir is not None:
+        out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "fit.json").write_text(
-            json.dumps(
-                {"law": args.law, "csv": str(args.csv), "runs": len(df), **_coefficients(fit)},
-                indent=2,
-            )
-        )
-        written = plot(out / f"{args.law}.png")
-        print(f"wrote {out / 'fit.json'} and {written.parent}")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="quokka fit",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_csv_fit_arguments(parser)
-    return run_csv_fit(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+        summary = {"law": law, "csv": str(path), "runs": len(df), **_coefficients(fit)}
+        (out / "fit.json").write_text(json.dumps(summary, indent=2))
+        written = [out / "fit.json", *plot(out)]
+    return CsvFit(law=law, path=path, runs=len(df), fit=fit, lines=lines, written=written)

@@ -8,6 +8,7 @@ a notebook alike.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib as mpl
@@ -23,6 +24,7 @@ from .isoflop import IsoFlopFit
 from .parametric import ParametricFit
 from .powerlaw import PowerLawFit
 from .published import CHINCHILLA_BESIROGLU, QUOKKA_D_OPT, QUOKKA_N_OPT
+from .selection import Objective, split_by_bound
 
 PARAMS_NOTE = (
     "Chinchilla counts total parameters; quokka (and Quokka's law) count non-embedding parameters"
@@ -44,7 +46,7 @@ def _save(fig: Figure, path) -> Path:
 
 
 def plot_isoflop(fit: IsoFlopFit | None, C, N, loss, path, *,
-                 title: str = "IsoFLOP profiles") -> Path:
+                 title: str = "IsoFLOP profiles", ylabel: str = "final loss") -> Path:
     """Loss against N per budget, each budget's parabola in ln N and its vertex; skipped
     budgets' runs are drawn hollow. With no fit (too few usable budgets), only the runs."""
     C, N, loss = (np.asarray(v, dtype=float).ravel() for v in (C, N, loss))
@@ -83,7 +85,7 @@ def plot_isoflop(fit: IsoFlopFit | None, C, N, loss, path, *,
             )
     ax.set_xscale("log")
     ax.set_xlabel("non-embedding parameters N")
-    ax.set_ylabel("final loss (nats/token)")
+    ax.set_ylabel(f"{ylabel} (nats/token)")
     ax.set_title(f"{title}: N_opt = {fit.k_N:.3g} C^{fit.a:.3f}" if fit is not None
                  else f"{title}: no law fitted")
     ax.legend(fontsize=7, ncols=2)
@@ -287,5 +289,48 @@ def plot_hyperparameter_laws(
         ax.set_xlabel("compute C (FLOPs)")
         ax.set_ylabel("batch size (tokens)" if name == "batch_tokens" else "peak learning rate")
         ax.legend(fontsize=7)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_frontiers(fits: Mapping[Objective, IsoFlopFit], path, *,
+                   title: str = "IsoFLOP frontiers by objective") -> Path:
+    """Every objective's IsoFLOP result on one figure: N_opt against C for all (sizes are
+    comparable across objectives), and the loss at each budget's vertex against C, NELBO and
+    NLL objectives on one panel, surrogates on another (their losses share no scale with the
+    bounds, nor with each other)."""
+    bounds, surrogates = split_by_bound(fits)
+    groups = [(g, name) for g, name in (
+        (bounds, "minimum loss: NELBO / NLL (nats/token), comparable"),
+        (surrogates, "minimum loss: SURROGATES (not NELBOs; each on its own scale)"),
+    ) if g]
+    fig, axes = _figure(ncols=1 + len(groups), width=5.5)
+    axes = np.atleast_1d(axes)
+    ax_n, loss_axes = axes[0], axes[1:]
+    colour = {o: f"C{i}" for i, o in enumerate(fits)}
+    for objective, fit in fits.items():
+        cs = np.array([p.budget_flops for p in fit.budgets])
+        grid = np.geomspace(cs.min() / 1.5, cs.max() * 1.5, 50)
+        ax_n.scatter(cs, [p.n_opt for p in fit.budgets], color=colour[objective], s=14)
+        ax_n.plot(grid, fit.n_opt(grid), color=colour[objective],
+                  label=f"{objective.title()}: C^{fit.a:.3f}")
+    for ax, (group, name) in zip(loss_axes, groups, strict=True):
+        for objective in group:
+            fit = fits[objective]
+            order = np.argsort([p.budget_flops for p in fit.budgets])
+            budgets = [fit.budgets[i] for i in order]
+            ax.plot([p.budget_flops for p in budgets], [p.loss_opt for p in budgets],
+                    marker="o", color=colour[objective], label=objective.title())
+        ax.set_xscale("log")
+        ax.set_xlabel("compute C = 6ND (FLOPs)")
+        ax.set_ylabel("loss at the IsoFLOP vertex")
+        ax.set_title(name, fontsize=9)
+        ax.legend(fontsize=7)
+    ax_n.set_xscale("log")
+    ax_n.set_yscale("log")
+    ax_n.set_xlabel("compute C = 6ND (FLOPs)")
+    ax_n.set_ylabel("N_opt (non-embedding parameters)")
+    ax_n.set_title("compute-optimal size, all objectives", fontsize=9)
+    ax_n.legend(fontsize=7)
     fig.suptitle(title)
     return _save(fig, path)

@@ -1,14 +1,30 @@
 """Published coefficients the fitters are checked against and the plots overlay.
 
-Sources are in tests/data/README.md (copied from the project's shared data notes). Units as in
-the papers: N parameters (Chinchilla: total; Quokka: non-embedding), D tokens, C FLOPs.
+Sources are in reference/README.md beside this file (copied from the project's shared data
+notes), with the published data sets themselves. Units as in the papers: N parameters
+(Chinchilla: total; Quokka: non-embedding), D tokens, C FLOPs.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .data_constrained import DataConstrainedLaw
 from .parametric import ParametricFit
 from .powerlaw import PowerLawFit
+
+#: The published data sets (package data): Chinchilla's points, Quokka's IsoFLOP points and
+#: data-constrained curves, and the README that says where each comes from.
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference"
+
+
+def reference_csv(name: str) -> Path:
+    """The path of reference data set `name` (e.g. "quokka_isoflop_points.csv")."""
+    path = REFERENCE_DIR / name
+    if not path.is_file():
+        available = ", ".join(sorted(p.name for p in REFERENCE_DIR.glob("*.csv")))
+        raise FileNotFoundError(f"no reference data set {name!r}; available: {available}")
+    return path
 
 #: Chinchilla's law as refitted by Besiroglu et al. (2024) on Hoffmann et al.'s Figure 4 data,
 #: with their 95% bootstrap intervals. Its N is *total* parameters.

@@ -1,7 +1,7 @@
-"""Timings and accuracy of the law fits on the published reference data.
+"""`quokka bench laws`: timings and accuracy of the law fits on the published reference data.
 
-    .venv/bin/python -m quokka_ray.laws.bench            # all, ~1-2 minutes on 2 cores
-    .venv/bin/python -m quokka_ray.laws.bench --quick    # no reference search, 100 refits
+    .venv/bin/quokka bench laws            # all, ~1-2 minutes on 2 cores
+    .venv/bin/quokka bench laws --quick    # no reference search, 100 refits
 
 Measures (a) the fast parametric fit on Besiroglu et al.'s 240 Chinchilla points against the
 reference search (scipy L-BFGS-B from each of the 4,500 grid starts): seconds each and the
@@ -22,13 +22,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .holdout import holdout_data_constrained
-from .parametric import fit_parametric, parametric_objective
-from .parametric_reference import grid_search_parametric
-from .published import QUOKKA_EQ15
+from quokka_ray.laws import (
+    fit_parametric,
+    grid_search_parametric,
+    holdout_data_constrained,
+    parametric_objective,
+)
+from quokka_ray.laws.published import QUOKKA_EQ15, REFERENCE_DIR
 
-#: Where the reference CSVs live in a checkout (copied from the project's shared data).
-DATA_DIR = Path(__file__).resolve().parents[2] / "tests" / "data"
+#: The reference CSVs, shipped with the package (sources in its README).
+DATA_DIR = REFERENCE_DIR
 
 
 def load_chinchilla(data_dir: Path = DATA_DIR, drop_highest: int = 5):
@@ -144,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run and print the benchmarks. argv None means no options (so that `quokka bench laws`
     can call main() without its own argv being parsed here)."""
     argv = [] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m quokka_ray.laws.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="quokka bench laws", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="no reference search, 100 refits")
     parser.add_argument("--workers", type=int, default=1, help="processes for the reference search")
     parser.add_argument(
