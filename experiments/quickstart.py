@@ -1,7 +1,9 @@
 """Quickstart: an IsoFLOP study of masked diffusion LMs, sized for a laptop (2 CPU cores).
 
 Three compute budgets x four model sizes; each model trains on D = C / (6 N) tokens of the
-Python standard library's source (offline, byte-level tokens). At these sizes the smallest
+Python standard library's source (offline, byte-level tokens). The first 12 MB of it hold
+11.4M training tokens, enough for the longest trial (11.0M tokens) to see each token once:
+`quokka plan` shows every trial's epochs. At these sizes the smallest
 model stops improving after a few thousand steps while the larger ones are still limited by
 their step count, which puts each budget's optimum inside the sampled sizes.
 

@@ -208,3 +208,23 @@ def test_bad_experiment_stops_before_anything_starts(outcomes, case, command):
         assert "needs about" in lines[0] or "at least" in lines[0]
     assert not result["ray"], "a Ray session was started"
     assert result["created"] == [], f"created {result['created']}"
+
+
+def test_unreachable_tracking_server_is_one_line_before_ray(tmp_path, data_cache):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on once the probe closes
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "fine.py").write_text(HEADER + "experiment = make()\n")
+    uri = f"http://127.0.0.1:{port}"
+    results = run_cli_cases([(["run", "fine.py", "--tracking-uri", uri, "--storage-path",
+                               str(tmp_path / "runs")], tmp_path),
+                             (["fit", "fine.py", "--tracking-uri", uri], tmp_path)],
+                            tmp_path, env={"QUOKKA_TEST_CACHE": str(data_cache)})
+    for result in results:
+        lines = [line for line in result["stderr"].splitlines() if line.strip()]
+        assert result["code"] == 2 and len(lines) == 1, result["stderr"]
+        assert f"{uri} is unreachable" in lines[0]
+        assert not result["ray"]
+    assert not (tmp_path / "runs").exists()

@@ -53,7 +53,7 @@ def _record(store: MlflowStore, experiment, trials, corpus, loss_of) -> str:
 def _iso_loss(spec) -> float:
     """A parabola in log N around each objective's own optimum."""
     exponent = EXPONENTS[_objective_key(spec.objective)]
-    n_opt = 1e-2 * spec.budget_flops ** exponent
+    n_opt = 3e4 * (spec.budget_flops / 6e9) ** exponent
     return 3.0 + 0.5 * np.log(spec.non_embedding_params / n_opt) ** 2 - 0.01 * np.log(spec.budget_flops)
 
 
@@ -91,6 +91,12 @@ def test_two_dlm_objectives_and_ar_give_three_laws(tmp_path, corpus, monkeypatch
         assert any(label in name for name in plots), (label, plots)
     assert "surrogate" in report
     # Each objective's exponent is its own, not a pooled one.
+    for label, key in (("dlm-masked-linear", "dlm-masked-linear"),
+                       ("dlm-uniform-linear", "dlm-uniform-linear"), ("ar", "ar")):
+        section = report.split(f"objective `{label}")[1] if label != "ar" else \
+            report.split("objective `ar`")[1]
+        row = next(line for line in section.splitlines() if line.startswith("| N_opt = k_N C^a"))
+        assert float(row.split("|")[3]) == pytest.approx(EXPONENTS[key], abs=0.02), label
     trials_csv = (out / "trials.csv").read_text()
     assert trials_csv.count("\n") == len(trials) + 1
     client = MlflowClient(uri)
@@ -100,6 +106,14 @@ def test_two_dlm_objectives_and_ar_give_three_laws(tmp_path, corpus, monkeypatch
     logged = {a.path for a in client.list_artifacts(fits[0].info.run_id)}
     assert "report.md" in logged and any(p.endswith(".png") for p in logged)
     assert not client.list_artifacts(sweep, "laws")  # the sweep run holds no fit's plots
+
+    # The fit's options reach an experiment's fit as they reach a CSV fit.
+    only = tmp_path / "isoflop-only"
+    assert main(["fit", "three_objectives", "--tracking-uri", uri, "--out", str(only),
+                 "--law", "isoflop", "--bootstrap", "20", "--seed", "3"]) == 0
+    text = (only / "report.md").read_text()
+    assert "IsoFLOP profiles" in text and "Parametric law" not in text
+    assert "/20 bootstrap replicates" in text
 
 
 def test_fit_counts_only_the_trials_of_the_plan(tmp_path, corpus, capsys):
@@ -121,7 +135,6 @@ def test_fit_counts_only_the_trials_of_the_plan(tmp_path, corpus, capsys):
 def test_sqlite_artifacts_live_beside_the_store(tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)
     store = MlflowStore(f"sqlite:///{tmp_path}/store/mlflow.db")
-    (tmp_path / "store").mkdir()
     experiment_id = store.experiment_id("beside")
     location = store.client.get_experiment(experiment_id).artifact_location
     assert location == (tmp_path / "store" / "mlartifacts" / "beside").as_uri()

@@ -70,9 +70,10 @@ def add_csv_fit_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--bootstrap",
         type=int,
-        default=0,
+        default=None,
         metavar="N",
-        help="bootstrap replicates for 95%% intervals (parametric, isoflop)",
+        help="bootstrap replicates for 95%% intervals (default: 200 for an experiment's runs, "
+        "0 with --csv)",
     )
     g.add_argument("--seed", type=int, default=0, help="seed of bootstrap and starts")
     g.add_argument(
@@ -97,7 +98,7 @@ def run_csv_fit(args: argparse.Namespace) -> int:
             law,
             columns=columns,
             drop_highest=args.drop_highest_loss,
-            n_bootstrap=args.bootstrap,
+            n_bootstrap=args.bootstrap or 0,
             seed=args.seed,
             out_dir=args.out,
         )
