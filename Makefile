@@ -7,7 +7,7 @@ HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/
 TORCH_SPEC ?= $(if $(HAS_GPU),torch,torch==2.13.0)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast lint bench clean
+.PHONY: setup demo test test-cluster test-fast lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -24,10 +24,14 @@ demo: setup
 
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not cluster" $(PYTEST_ARGS)
+
+# Multi-node, autoscaler, kill and outage tests: longer than `make test` may take.
+test-cluster: setup
+	$(BIN)/python -m pytest -q -m cluster $(PYTEST_ARGS)
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "not slow and not cluster" $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

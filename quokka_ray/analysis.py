@@ -22,6 +22,7 @@ NUMERIC_COLUMNS = ("non_embedding_params", "tokens", "flops", "budget_flops", "f
                    "steps", "final_loss_window_steps")
 OBJECTIVE_COLUMNS = ("kind", "kernel", "schedule", "loss", "timesteps", "lr_schedule")
 LEFT_OUT = {"stopped_early": "stopped early by ASHA", "failed": "failed",
+            "diverged": "diverged (loss not finite)",
             "running": "still running (or interrupted)", "killed": "stopped before the end"}
 
 

@@ -1,4 +1,4 @@
-"""The `quokka` command: plan, run, fit, sample, bench."""
+"""The `quokka` command: plan, run, fit, train, sample, bench."""
 
 from __future__ import annotations
 
@@ -59,6 +59,20 @@ def _parser() -> argparse.ArgumentParser:
 
     add_csv_fit_arguments(fit)  # also --law, and --out (default quokka_outputs/<name>)
     fit.set_defaults(handler=_fit)
+
+    train = sub.add_parser("train", help="one trial as one Ray Train run, without Tune or "
+                           "MLflow (debugging, benchmarks)")
+    train.add_argument("experiment_file")
+    train.add_argument("--trial", help="trial name (see quokka plan; default: the first)")
+    train.add_argument("--workers", type=_workers, default=None,
+                       help="Ray Train workers: N, or MIN,MAX for an elastic run "
+                       "(default: the experiment's Resources.workers_per_trial)")
+    train.add_argument("--steps", type=int, help="optimizer steps (default: the trial's)")
+    train.add_argument("--storage-path", help="where Ray Train keeps checkpoints "
+                       "(default: the experiment's storage path)")
+    train.add_argument("--json", action="store_true",
+                       help="one JSON object per logged step (step, loss, tokens, ...)")
+    train.set_defaults(handler=_train)
 
     sample = sub.add_parser("sample", help="generate text from a trained trial's checkpoint")
     sample.add_argument("experiment_file")
@@ -222,6 +236,44 @@ def _fit(args) -> int:
     for path in outcome.plot_paths:
         print(f"[quokka] plot: {path}")
     print(f"[quokka] logged to MLflow fit run {outcome.fit_run_id}")
+    return 0
+
+
+def _workers(text: str) -> int | tuple[int, int]:
+    try:
+        parts = [int(p) for p in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected N or MIN,MAX, got {text!r}") from None
+    if len(parts) == 1 and parts[0] >= 1:
+        return parts[0]
+    if len(parts) == 2 and 1 <= parts[0] <= parts[1]:
+        return parts[0], parts[1]
+    raise argparse.ArgumentTypeError(f"expected N >= 1 or MIN,MAX with 1 <= MIN <= MAX, got {text!r}")
+
+
+def _train(args) -> int:
+    from quokka_ray.sweep.driver import resolve_storage_path
+    from quokka_ray.sweep.single_run import run_single, single_run_config
+
+    experiment, trials = _load(args.experiment_file)
+    spec, cfg = single_run_config(experiment, trials, args.trial, args.steps)
+    resources = experiment.resources
+    workers = args.workers or resources.workers_per_trial
+    print(f"[quokka] training {spec.name} for {cfg.total_steps} steps on {workers} worker(s)",
+          file=sys.stderr, flush=True)
+    steps = run_single(cfg, workers=workers, use_gpu=resources.use_gpu,
+                       cpus_per_worker=resources.cpus_per_worker,
+                       storage_path=resolve_storage_path(args.storage_path
+                                                         or experiment.storage_path) + "/debug",
+                       name=spec.name)
+    for row in steps:
+        if "train_loss" not in row or "final_loss" in row:
+            continue  # evaluation rows: the per-step rows carry the training loss
+        line = {"step": row["step"], "loss": row["train_loss"], "tokens": row.get("tokens"),
+                **{k: v for k, v in row.items() if k not in ("step", "train_loss", "tokens")}}
+        print(json.dumps(line) if args.json else
+              f"step {line['step']:>6}  loss {line['loss']:.5f}  tokens {line['tokens']}  "
+              f"{line.get('tokens_per_s', 0):,.0f} tokens/s")
     return 0
 
 

@@ -208,17 +208,25 @@ class MlflowStore:
 
 class MlflowRunTracker:
     """The trainer's Tracker (rank 0): buffers metrics and writes them in batches, since one
-    request per metric per step would slow small models down."""
+    request per metric per step would slow small models down.
+
+    A worker restarted from a checkpoint trains again the steps since that checkpoint: the run
+    keeps the values it already holds for them (the same ones: the trajectory is seeded), so
+    it holds exactly one value per metric and step."""
 
     def __init__(self, tracking_uri: str, run_id: str, flush_every: int = 200):
         self.client = MlflowClient(tracking_uri)
         self.run_id = run_id
         self.flush_every = flush_every
         self._buffer: list[Metric] = []
+        self._logged_through = {
+            key: max(m.step for m in self.client.get_metric_history(run_id, key))
+            for key in self.client.get_run(run_id).data.metrics}
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         now = int(time.time() * 1000)
-        self._buffer.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
+        self._buffer.extend(Metric(k, float(v), now, step) for k, v in metrics.items()
+                            if step > self._logged_through.get(k, -1))
         if len(self._buffer) >= self.flush_every:
             self.flush()
 

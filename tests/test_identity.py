@@ -15,7 +15,12 @@ from quokka_ray.diffusion import ObjectiveConfig
 from quokka_ray.sweep import load_experiment, plan_trials
 from quokka_ray.sweep.identity import canonical, changed_settings
 from quokka_ray.sweep.spec import Resources
-from quokka_ray.train.config import EvaluationConfig, Hyperparameters, TrainConfig
+from quokka_ray.train.config import (
+    EvaluationConfig,
+    Hyperparameters,
+    PerformanceConfig,
+    TrainConfig,
+)
 from tests.conftest import EXPERIMENTS, REPO
 
 BASE = EXPERIMENTS / "tiny_isoflop.py"
@@ -39,6 +44,8 @@ UNCHANGED = {
     "resources": Resources(workers_per_trial=(1, 2), cpus_per_worker=2.0, max_failures=5,
                            max_concurrent_trials=1, micro_batch_sequences=2),
     "checkpoint_every_steps": 7,
+    "performance": PerformanceConfig(compile=True, activation_checkpointing=True,
+                                     attention="math"),
     "storage_path": "/elsewhere",
     "tracking_uri": "sqlite:////elsewhere/mlflow.db",
 }
@@ -104,7 +111,7 @@ def test_train_config_has_no_setting_outside_the_name():
     digested = {"model", "objective", "data", "hyperparameters", "evaluation", "total_steps",
                 "seed"}
     not_results = {"micro_batch_sequences", "checkpoint_every_steps", "cpu_threads_per_worker",
-                   "log_every_steps"}
+                   "log_every_steps", "performance"}
     assert {f.name for f in dataclasses.fields(TrainConfig)} == digested | not_results
     settings = plan_trials(load_experiment(BASE))[0].settings
     assert {"model", "objective", "data", "hyperparameters", "evaluation", "seed",

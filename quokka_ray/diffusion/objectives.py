@@ -21,6 +21,10 @@ class LossOutput:
     """(b,) loss of each sequence, in nats per token; differentiable."""
     metrics: dict[str, torch.Tensor]
     """Per-sequence values to log, each (b,), detached."""
+    output_positions: torch.Tensor | None = None
+    """How many positions the output layer ran on (a 0-d count); None: all of them."""
+    max_abs_logit: torch.Tensor | None = None
+    """Largest |logit| computed (0-d, detached): a warning sign of divergence."""
 
 
 def token_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -37,7 +41,8 @@ def ar_loss(model: nn.Module, tokens: torch.Tensor) -> LossOutput:
     """
     logits = model(tokens)  # (b, L, V)
     ce = token_cross_entropy(logits[:, :-1], tokens[:, 1:])  # (b, L - 1)
-    return LossOutput(per_sequence=ce.mean(dim=1), metrics={})
+    return LossOutput(per_sequence=ce.mean(dim=1), metrics={},
+                      max_abs_logit=logits.detach().abs().max())
 
 
 def _corrupted_term(
@@ -70,19 +75,36 @@ def per_sequence_loss(
     noise = noise.to(tokens.device)
     noisy, corrupted = corrupt(tokens, noise, schedule, cfg.kernel, mask_token_id)
     t = noise.t.float()
-    logits = model(noisy, t) if cfg.needs_time_embedding else model(noisy)  # (b, L, V)
-    ce = token_cross_entropy(logits, tokens)  # (b, L)
     seq_len = tokens.shape[1]
     is_corrupted = corrupted.float()
     n_corrupted = is_corrupted.sum(dim=1)  # (b,)
+    metrics = {"t": t.detach(), "corrupted_fraction": n_corrupted / seq_len}
+    if cfg.kernel == "masked" and getattr(model, "selects_positions", False):
+        # Only masked positions enter the loss: the output layer and the CE run on them alone.
+        logits = model(noisy, positions=corrupted)  # (n, V)
+        ce = F.cross_entropy(logits.float(), tokens[corrupted], reduction="none")  # (n,)
+        rows = corrupted.nonzero(as_tuple=True)[0]  # row of each selected position, same order
+        ce_sum = torch.zeros(tokens.shape[0], dtype=ce.dtype, device=ce.device).index_add(
+            0, rows, ce)
+        corrupted_term = _corrupted_term(cfg.loss, schedule, t, ce_sum, n_corrupted, seq_len)
+        return LossOutput(per_sequence=corrupted_term, metrics=metrics,
+                          output_positions=corrupted.sum(), max_abs_logit=_max_abs(logits))
+    logits = model(noisy, t) if cfg.needs_time_embedding else model(noisy)  # (b, L, V)
+    ce = token_cross_entropy(logits, tokens)  # (b, L)
     corrupted_term = _corrupted_term(
         cfg.loss, schedule, t, (ce * is_corrupted).sum(dim=1), n_corrupted, seq_len
     )
-    metrics = {"t": t.detach(), "corrupted_fraction": n_corrupted / seq_len}
     if cfg.kernel == "masked":
-        return LossOutput(per_sequence=corrupted_term, metrics=metrics)
+        return LossOutput(per_sequence=corrupted_term, metrics=metrics,
+                          max_abs_logit=_max_abs(logits))
     n_clean = seq_len - n_corrupted
     clean_term = (ce * (1 - is_corrupted)).sum(dim=1) / n_clean.clamp(min=1)
     metrics["loss_corrupted"] = corrupted_term.detach()
     metrics["loss_clean"] = clean_term.detach()
-    return LossOutput(per_sequence=corrupted_term + clean_term, metrics=metrics)
+    return LossOutput(per_sequence=corrupted_term + clean_term, metrics=metrics,
+                      max_abs_logit=_max_abs(logits))
+
+
+def _max_abs(logits: torch.Tensor) -> torch.Tensor:
+    detached = logits.detach()
+    return detached.abs().max() if detached.numel() else detached.new_zeros(())

@@ -42,3 +42,9 @@ def flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
 def six_n_flops_per_token(cfg: ModelConfig) -> float:
     """The laws' approximation 6 N (N non-embedding): what C = 6 N D assumes per token."""
     return 6.0 * non_embedding_params(cfg)
+
+
+def output_flops_per_token(cfg: ModelConfig) -> float:
+    """Training FLOPs of the output projection for one position: what a masked-only head saves
+    on each position it skips."""
+    return 3.0 * 2 * cfg.d_model * cfg.vocab_size

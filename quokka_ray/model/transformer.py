@@ -67,8 +67,15 @@ class Transformer(nn.Module):
             nn.init.normal_(block.attn.out.weight, mean=0.0, std=residual_std)
             nn.init.normal_(block.mlp.down.weight, mean=0.0, std=residual_std)
 
-    def forward(self, tokens: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
-        """tokens (b, seq) long; t (b,) float in [0, 1], given iff cfg.time_embedding."""
+    #: forward() takes `positions`: the output layer then runs on those positions only.
+    selects_positions = True
+
+    def forward(self, tokens: torch.Tensor, t: torch.Tensor | None = None,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (b, seq, vocab); with `positions` (b, seq) bool, the logits (n, vocab) of the
+        n selected positions only, in row-major order: a masked-diffusion loss needs only the
+        masked ones, and the output layer is the largest matmul of a small model.
+        tokens (b, seq) long; t (b,) float in [0, 1], given iff cfg.time_embedding."""
         b, seq = tokens.shape
         if seq > self.cfg.max_seq_len:
             raise ValueError(f"sequence of {seq} tokens exceeds max_seq_len={self.cfg.max_seq_len}")
@@ -84,7 +91,9 @@ class Transformer(nn.Module):
         cos, sin = rope_cos_sin(seq, self.cfg.head_dim, self.cfg.rope_theta, tokens.device)
         for block in self.blocks:
             h = block(h, cos, sin)
+        if positions is not None:
+            h = h[positions]  # (n, d): the norm and the output layer act per position
         h = self.norm(h)
         if self.output is None:
-            return F.linear(h, self.embed.weight)  # (b, seq, vocab)
-        return self.output(h)  # (b, seq, vocab)
+            return F.linear(h, self.embed.weight)  # (b, seq, vocab) or (n, vocab)
+        return self.output(h)  # (b, seq, vocab) or (n, vocab)

@@ -12,7 +12,7 @@ from quokka_ray.sweep.spec import (
     Resources,
     Search,
 )
-from quokka_ray.train.config import EvaluationConfig, Hyperparameters
+from quokka_ray.train.config import EvaluationConfig, Hyperparameters, PerformanceConfig
 
 __all__ = [
     "ConfigError",
@@ -23,6 +23,7 @@ __all__ = [
     "Hyperparameters",
     "IsoFlopStudy",
     "ObjectiveConfig",
+    "PerformanceConfig",
     "Resources",
     "Search",
     "TrialSpec",

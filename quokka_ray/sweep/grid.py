@@ -71,7 +71,8 @@ def train_config(spec: TrialSpec, experiment: Experiment, sampled: dict | None =
         evaluation=experiment.evaluation, total_steps=max(1, round(tokens / batch_tokens)),
         seed=experiment.seed, micro_batch_sequences=experiment.resources.micro_batch_sequences,
         checkpoint_every_steps=experiment.checkpoint_every_steps,
-        cpu_threads_per_worker=max(1, int(experiment.resources.cpus_per_worker)))
+        cpu_threads_per_worker=max(1, int(experiment.resources.cpus_per_worker)),
+        performance=experiment.performance)
 
 
 def vocab_size(tokenizer: str) -> int:
@@ -93,6 +94,8 @@ def plan_trials(experiment: Experiment) -> list[TrialSpec]:
             model = size_model(target_n, vocab, experiment.data.seq_len,
                                causal=objective.kind == "ar",
                                time_embedding=objective.needs_time_embedding)
+            if experiment.performance.attention == "flash_attn":
+                model = replace(model, attention_backend="flash_attn")
             n = non_embedding_params(model)
             wanted = target_tokens if budget is None else budget / (6 * n)
             tokens = _round_tokens(wanted, hyper, experiment.data.seq_len)

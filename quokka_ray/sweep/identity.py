@@ -69,8 +69,10 @@ def trial_settings(*, study_point: dict, objective: ObjectiveConfig, model: Mode
                    tokens: int | None, hyperparameters: Hyperparameters, seed: int,
                    data: DataConfig, evaluation: EvaluationConfig) -> dict:
     data_settings = {k: v for k, v in canonical(data).items() if k not in DATA_FIELDS_LEFT_OUT}
+    # The attention kernel is a speed setting (PerformanceConfig), not part of the model.
+    model_settings = {k: v for k, v in canonical(model).items() if k != "attention_backend"}
     return {"study_point": canonical(study_point), "objective": objective_settings(objective),
-            "model": canonical(model), "tokens": tokens,
+            "model": model_settings, "tokens": tokens,
             "hyperparameters": canonical(hyperparameters), "seed": seed, "data": data_settings,
             "evaluation": canonical(evaluation)}
 

@@ -12,7 +12,7 @@ from typing import Literal
 from quokka_ray.config import check_types, require
 from quokka_ray.data.config import DataConfig
 from quokka_ray.diffusion import ObjectiveConfig
-from quokka_ray.train.config import EvaluationConfig, Hyperparameters
+from quokka_ray.train.config import EvaluationConfig, Hyperparameters, PerformanceConfig
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,8 @@ class Experiment:
     data: DataConfig = field(default_factory=DataConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     resources: Resources = field(default_factory=Resources)
+    performance: PerformanceConfig = field(default_factory=PerformanceConfig)
+    """torch.compile, activation checkpointing, attention kernel: speed, not results."""
     search: Search = field(default_factory=Search)
     name: str | None = None
     """Defaults to the experiment file's stem."""

@@ -21,7 +21,8 @@ from quokka_ray.tracking import MlflowStore
 class TrialOutcomes(tune.Callback):
     """One line per trial event in the driver log, and each trial's outcome on its MLflow run:
     a trial that reached its last step FINISHED; one that Tune stopped before it (ASHA)
-    KILLED and tagged stopped_early, which `quokka fit` leaves out; one that raised FAILED."""
+    KILLED and tagged stopped_early; one whose loss diverged, or that raised, FAILED (tagged
+    diverged or failed). `quokka fit` fits only the finished ones."""
 
     def __init__(self, context: SweepContext):
         self.context = context
@@ -46,7 +47,11 @@ class TrialOutcomes(tune.Callback):
         step = int((trial.last_result or {}).get("step", 0))
         store = MlflowStore(self.context.tracking_uri)
         run_id = store.find_trial_run(self.context.experiment.name, name)
-        if step >= train.total_steps:
+        if (trial.last_result or {}).get("diverged"):
+            self._say(trial, "DIVERGED", f"at step {step}: the loss is not finite; not retried")
+            if run_id:
+                store.end_run(run_id, "FAILED", outcome="diverged")
+        elif step >= train.total_steps:
             self._say(trial, "finished")
             if run_id:
                 store.end_run(run_id, "FINISHED", outcome="finished")

@@ -110,6 +110,40 @@ class EvaluationConfig:
                    int(self.smoothing_max_fraction * total_steps))
 
 
+AttentionKernel = Literal["auto", "cudnn", "flash", "efficient", "math", "flash_attn"]
+_SDPA_BACKENDS = {"cudnn": "CUDNN_ATTENTION", "flash": "FLASH_ATTENTION",
+                  "efficient": "EFFICIENT_ATTENTION", "math": "MATH"}
+
+
+@dataclass(frozen=True)
+class PerformanceConfig:
+    """How fast a run trains. None of it changes what a run learns beyond floating-point
+    rounding, so none of it is part of a trial's name."""
+
+    compile: bool | None = None
+    """torch.compile each transformer block; None: on GPUs, off on CPUs (where compiling
+    costs more than a toy run gains)."""
+    activation_checkpointing: bool = False
+    """Recompute each block's activations in the backward pass: less memory, ~1/3 more FLOPs."""
+    attention: AttentionKernel = "auto"
+    """PyTorch SDPA with its own choice of kernel ('auto'; cuDNN or FlashAttention on Hopper),
+    one SDPA kernel by name, or 'flash_attn' (the flash-attn package, bf16 on CUDA only)."""
+
+    def __post_init__(self) -> None:
+        check_types(self)
+
+    def compiles(self, device) -> bool:
+        return device.type == "cuda" if self.compile is None else self.compile
+
+    def sdpa_backend(self):
+        """The SDPA backend to force (a torch.nn.attention.SDPBackend), or None."""
+        if self.attention not in _SDPA_BACKENDS:
+            return None
+        from torch.nn.attention import SDPBackend
+
+        return getattr(SDPBackend, _SDPA_BACKENDS[self.attention])
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a worker needs to train and evaluate one model. Batch sizes are global:
@@ -128,6 +162,7 @@ class TrainConfig:
     """Most sequences one worker runs through the model at once; gradients accumulate."""
     checkpoint_every_steps: int
     cpu_threads_per_worker: int
+    performance: PerformanceConfig = PerformanceConfig()
     log_every_steps: int = 1
 
     def __post_init__(self) -> None:

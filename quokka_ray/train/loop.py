@@ -8,10 +8,12 @@ number of workers and after a resume from a checkpoint."""
 from __future__ import annotations
 
 import math
+import resource
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +21,10 @@ import torch
 
 from quokka_ray.data import batch_sequence_indices, load_packed, rank_rows
 from quokka_ray.diffusion import draw_noise, per_sequence_loss, validation_loss
-from quokka_ray.model import Transformer, flops_per_token
+from quokka_ray.model import Transformer, flops_per_token, output_flops_per_token
 from quokka_ray.train import checkpoint
 from quokka_ray.train.config import TrainConfig
-from quokka_ray.train.fsdp import all_reduce_sum, shard_model
+from quokka_ray.train.fsdp import all_reduce_max, all_reduce_sum, is_sharded, shard_model
 from quokka_ray.train.lr_schedule import lr_at
 from quokka_ray.train.smoothing import smooth_final_loss
 from quokka_ray.train.throughput import mfu, peak_flops_per_device
@@ -36,10 +38,12 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opt
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
     hyper = cfg.hyperparameters
+    # The fused kernel updates every parameter in one launch per group: CUDA only.
     return torch.optim.AdamW(
         [{"params": decay, "weight_decay": hyper.weight_decay},
          {"params": no_decay, "weight_decay": 0.0}],
         lr=hyper.lr, betas=hyper.betas, eps=hyper.eps,
+        fused=next(model.parameters()).device.type == "cuda",
     )
 
 
@@ -75,18 +79,17 @@ def train(
     mask_id = data.manifest["mask_token_id"]
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every worker
-    model = shard_model(Transformer(cfg.model).to(device), device)
+    model = shard_model(Transformer(cfg.model).to(device), device, cfg.performance)
     optimizer = build_optimizer(model, cfg)
     state = checkpoint.load(resume_from, model, optimizer) if resume_from else checkpoint.TrainState()
 
     validation = torch.from_numpy(data.validation).to(device)
     flops_tok = flops_per_token(cfg.model, cfg.data.seq_len)
+    head_flops_tok = output_flops_per_token(cfg.model)
     peak = peak_flops_per_device(device)
     start, stop = rank_rows(batch_sequences, world_size, rank)
     micro_steps = math.ceil(math.ceil(batch_sequences / world_size) / cfg.micro_batch_sequences)
-    # bf16 autocast on GPUs (weights and optimizer state stay fp32); fp32 on CPUs.
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
-                else nullcontext())
+    compute = partial(_compute_context, device, is_sharded(model), cfg.performance)
     tokens_per_s = 0.0
     bytes_per_token = data.manifest["bytes_per_token"]  # known for byte-level tokens only
 
@@ -95,7 +98,7 @@ def train(
         history = np.asarray(state.loss_history)
         metrics = {"step": float(state.step), "train_loss": float(history[-1]),
                    "final_loss": smooth_final_loss(history, cfg.smoothing_lookback_steps),
-                   "val_loss": _validate(model, validation, cfg, mask_id, autocast)}
+                   "val_loss": _validate(model, validation, cfg, mask_id, compute)}
         if bytes_per_token:
             metrics["val_bpb"] = metrics["val_loss"] / math.log(2) / bytes_per_token
         tracker.log_metrics({k: v for k, v in metrics.items() if k != "step"}, step=state.step)
@@ -103,6 +106,7 @@ def train(
         return metrics
 
     metrics: dict[str, float] | None = None
+    pending: list = []  # device-side metrics of the steps since the last read-back
     while state.step < cfg.total_steps:
         t0 = time.perf_counter()
         step = state.step
@@ -118,9 +122,11 @@ def train(
 
         model.train()
         sums: dict[str, torch.Tensor] = {}
+        head_positions = torch.zeros((), device=device)
+        max_logit = torch.zeros((), device=device)
         for rows in np.array_split(np.arange(stop - start), micro_steps):
             lo, hi = int(rows[0]), int(rows[-1]) + 1
-            with autocast:
+            with compute():
                 out = per_sequence_loss(model, tokens[lo:hi], noise.rows(lo, hi).to(device),
                                         cfg.objective, mask_id)
             # Sum over this worker's rows / global batch; FSDP averages gradients over the
@@ -129,32 +135,52 @@ def train(
             loss.backward()
             for name, values in {"loss": out.per_sequence, **out.metrics}.items():
                 sums[name] = sums.get(name, 0.0) + values.detach().float().sum()
+            head_positions += (out.output_positions if out.output_positions is not None
+                               else tokens[lo:hi].numel())
+            if out.max_abs_logit is not None:
+                max_logit = torch.maximum(max_logit, out.max_abs_logit.float())
         clip = cfg.hyperparameters.grad_clip_norm
         grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-                     if clip > 0 else torch.tensor(0.0))
+                     if clip > 0 else torch.zeros((), device=device))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
+        # Collectives on device tensors (NCCL serves no CPU tensor); the host reads them back
+        # only at logging steps.
         names = sorted(sums)
-        totals = all_reduce_sum(torch.stack([sums[n] for n in names]).cpu())
-        step_metrics = {f"train_{n}" if n != "loss" else "train_loss":
-                        float(v) / batch_sequences for n, v in zip(names, totals, strict=True)}
-        state.loss_history.append(step_metrics["train_loss"])
+        totals = all_reduce_sum(torch.stack([sums[n] for n in names] + [head_positions]))
+        max_logit = all_reduce_max(max_logit)
         state.step += 1
-        tokens_per_s = cfg.batch_tokens / (time.perf_counter() - t0)
-        if state.step % cfg.log_every_steps == 0 or state.step == cfg.total_steps:
-            step_metrics.update(learning_rate=lr, grad_norm=float(_full_tensor(grad_norm)),
-                                tokens_per_s=tokens_per_s, tokens=state.step * cfg.batch_tokens)
-            utilisation = mfu(flops_tok, tokens_per_s, peak, world_size)
-            if utilisation is not None:
-                step_metrics["mfu"] = utilisation
-            tracker.log_metrics(step_metrics, step=state.step)
-
+        pending.append((state.step, lr, totals, max_logit, grad_norm, time.perf_counter() - t0))
         final = state.step == cfg.total_steps
         save = final or state.step % cfg.checkpoint_every_steps == 0
-        # Every report carries val_loss, so that Tune's schedulers can compare any two.
         every = cfg.evaluation.eval_every_steps
-        if not (save or (every and state.step % every == 0)):
+        evaluating = save or bool(every and state.step % every == 0)
+        if not (evaluating or state.step % cfg.log_every_steps == 0):
+            continue
+        for logged in _drain(pending, names, batch_sequences):
+            state.loss_history.append(logged.pop("train_loss_value"))
+            seconds = logged.pop("seconds")
+            tokens_per_s = cfg.batch_tokens / seconds
+            executed = (cfg.batch_tokens * (flops_tok - head_flops_tok)
+                        + logged.pop("output_positions") * head_flops_tok)
+            logged.update(tokens_per_s=tokens_per_s, tokens=logged["step"] * cfg.batch_tokens,
+                          executed_flops=executed, **_memory(device))
+            utilisation = mfu(executed / cfg.batch_tokens, tokens_per_s, peak, world_size)
+            if utilisation is not None:
+                logged["mfu"] = utilisation
+            if not math.isfinite(logged["train_loss"]):
+                tracker.log_metrics({**_finite(logged), "diverged": 1.0}, step=logged["step"])
+                tracker.flush()
+                raise Diverged(logged["step"], logged["train_loss"])
+            step = logged.pop("step")
+            if step % cfg.log_every_steps == 0 or step == cfg.total_steps:
+                logged["param_norm"] = float(_full_tensor(torch.nn.utils.get_total_norm(
+                    [p.detach() for p in model.parameters()])))
+                tracker.log_metrics(logged, step=step)
+
+        # Every report carries val_loss, so that Tune's schedulers can compare any two.
+        if not evaluating:
             continue
         metrics = evaluate()
         metrics["tokens_per_s"] = tokens_per_s
@@ -171,8 +197,8 @@ def train(
     return metrics
 
 
-def _validate(model, validation: torch.Tensor, cfg: TrainConfig, mask_id: int, autocast) -> float:
-    with autocast:
+def _validate(model, validation: torch.Tensor, cfg: TrainConfig, mask_id: int, compute) -> float:
+    with compute():
         return validation_loss(
             model, validation, cfg.objective, mask_id, seed=cfg.seed,
             samples_per_sequence=cfg.evaluation.validation_samples_per_sequence)
@@ -180,3 +206,55 @@ def _validate(model, validation: torch.Tensor, cfg: TrainConfig, mask_id: int, a
 
 def _full_tensor(value: torch.Tensor) -> torch.Tensor:
     return value.full_tensor() if hasattr(value, "full_tensor") else value
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite: the run stops, and is not retried."""
+
+    def __init__(self, step: int, loss: float):
+        super().__init__(f"training loss {loss} at step {step}: the run diverged")
+        self.step, self.loss = step, loss
+
+
+def _drain(pending: list, names: list[str], batch_sequences: int):
+    """The per-step metrics of the steps not yet read back, oldest first (one host sync)."""
+    if not pending:
+        return
+    values = torch.stack([p[2] for p in pending]).cpu().numpy()
+    extra = torch.stack([torch.stack([p[3].float(), _full_tensor(p[4]).float()])
+                         for p in pending]).cpu().numpy()
+    for (step, lr, _, _, _, seconds), row, (max_logit, grad_norm) in zip(
+            pending, values, extra, strict=True):
+        logged = {f"train_{n}" if n != "loss" else "train_loss": float(v) / batch_sequences
+                  for n, v in zip(names, row[:-1], strict=True)}
+        logged.update(step=step, learning_rate=lr, grad_norm=float(grad_norm),
+                      max_abs_logit=float(max_logit), output_positions=float(row[-1]),
+                      seconds=seconds, train_loss_value=logged["train_loss"])
+        yield logged
+    pending.clear()
+
+
+def _compute_context(device: torch.device, sharded: bool, performance) -> ExitStack:
+    """Where a forward pass runs: on GPUs FSDP2 computes in bf16 (its mixed-precision policy,
+    fsdp.py), and without a process group (one process, tests) bf16 autocast does the same;
+    fp32 on CPUs. The attention kernel is forced where PerformanceConfig names one."""
+    stack = ExitStack()
+    if device.type == "cuda" and not sharded:
+        stack.enter_context(torch.autocast("cuda", dtype=torch.bfloat16))
+    backend = performance.sdpa_backend()
+    if backend is not None:
+        from torch.nn.attention import sdpa_kernel
+
+        stack.enter_context(sdpa_kernel(backend))
+    return stack
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if isinstance(v, float) and math.isfinite(v)}
+
+
+def _memory(device: torch.device) -> dict[str, float]:
+    """Peak memory so far: the accelerator's allocations, or the process's resident set."""
+    if device.type == "cuda":
+        return {"peak_device_memory_gb": torch.cuda.max_memory_allocated(device) / 2**30}
+    return {"peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}

@@ -3,14 +3,16 @@ checkpoints and reports."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import ray.train
 import ray.train.torch
 
 from quokka_ray.train.config import TrainConfig
-from quokka_ray.train.loop import train
+from quokka_ray.train.loop import Diverged, train
 from quokka_ray.train.tracker import NullTracker, Tracker
 
 
@@ -29,12 +31,17 @@ def train_loop_per_worker(loop_config: dict) -> None:
         ray.train.report(metrics, checkpoint=checkpoint,
                          checkpoint_dir_name=f"step_{int(metrics['step']):08d}" if folder else None)
 
-    resume = ray.train.get_checkpoint()
-    if resume is None:
-        train(cfg, rank=rank, world_size=context.get_world_size(),
-              device=ray.train.torch.get_device(), report=report, tracker=tracker)
-        return
-    with resume.as_directory() as folder:
-        train(cfg, rank=rank, world_size=context.get_world_size(),
-              device=ray.train.torch.get_device(), report=report, tracker=tracker,
-              resume_from=Path(folder))
+    run = partial(train, cfg, rank=rank, world_size=context.get_world_size(),
+                  device=ray.train.torch.get_device(), report=report, tracker=tracker)
+    try:
+        resume = ray.train.get_checkpoint()
+        if resume is None:
+            run()
+            return
+        with resume.as_directory() as folder:
+            run(resume_from=Path(folder))
+    except Diverged as err:
+        # Not an error for Ray to retry: the same data and noise would diverge again. The
+        # last report says so (every rank reports: it is a barrier), and the run ends.
+        ray.train.report({"step": float(err.step), "diverged": 1.0, "train_loss": math.inf,
+                          "val_loss": math.inf, "final_loss": math.inf})

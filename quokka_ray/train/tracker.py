@@ -3,6 +3,7 @@ The MLflow implementation lives in `quokka_ray.tracking`; only rank 0 gets a rea
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +21,25 @@ class NullTracker:
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         pass
+
+    def log_artifact(self, path: Path) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+class JsonLinesTracker:
+    """Writes one JSON object per logged step to a local file (`quokka train`): for debugging
+    and benchmarks without MLflow."""
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def log_metrics(self, metrics: dict[str, float], step: int) -> None:
+        with self.path.open("a") as stream:
+            stream.write(json.dumps({"step": step, **metrics}) + "\n")
 
     def log_artifact(self, path: Path) -> None:
         pass

@@ -1,0 +1,65 @@
+"""`quokka train`: one trial of an experiment as one Ray Train run, without Tune or MLflow, on
+a chosen number of workers: for debugging, and for benchmarks under Ray Train."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+
+from quokka_ray.config import ConfigError
+from quokka_ray.data import prepare_shards
+from quokka_ray.sweep.grid import TrialSpec, train_config
+from quokka_ray.sweep.spec import Experiment
+from quokka_ray.train.config import TrainConfig
+
+
+def single_run_config(experiment: Experiment, trials: list[TrialSpec], trial: str | None,
+                      steps: int | None) -> tuple[TrialSpec, TrainConfig]:
+    """The trial to train (the first one by default) and its config, cut to `steps`."""
+    specs = {t.name: t for t in trials}
+    if trial is not None and trial not in specs:
+        raise ConfigError(f"--trial: no trial {trial!r} in {experiment.name} (see quokka plan)")
+    spec = specs[trial] if trial else trials[0]
+    if spec.searched:
+        raise ConfigError(f"--trial: {spec.name} searches {', '.join(spec.searched)}; "
+                          "quokka train runs fixed hyperparameters")
+    cfg = train_config(spec, experiment)
+    if steps is not None:
+        if steps < 1:
+            raise ConfigError(f"--steps: expected at least 1, got {steps}")
+        cfg = replace(cfg, total_steps=steps, checkpoint_every_steps=min(
+            cfg.checkpoint_every_steps, steps))
+    return spec, cfg
+
+
+def run_single(cfg: TrainConfig, *, workers: int | tuple[int, int], use_gpu: bool,
+               cpus_per_worker: float, storage_path: str, name: str) -> list[dict]:
+    """Train `cfg` under Ray Train on `workers` workers; the metrics of every logged step."""
+    import ray
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from quokka_ray.train.ray_worker import train_loop_per_worker
+    from quokka_ray.train.tracker import JsonLinesTracker
+
+    prepare_shards(cfg.data)
+    if not ray.is_initialized():
+        ray.init(address="local")
+    with tempfile.TemporaryDirectory(prefix="quokka-train-") as folder:
+        steps_file = Path(folder) / "steps.jsonl"
+        trainer = TorchTrainer(
+            train_loop_per_worker,
+            train_loop_config={"train": cfg,
+                               "tracker_factory": partial(JsonLinesTracker, str(steps_file))},
+            scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
+                                         resources_per_worker={"CPU": cpus_per_worker}),
+            run_config=RunConfig(name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
+                                 storage_path=storage_path))
+        trainer.fit()
+        if not steps_file.exists():
+            return []
+        return [json.loads(line) for line in steps_file.read_text().splitlines()]
