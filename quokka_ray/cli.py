@@ -97,6 +97,14 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--kind", choices=["dlm", "ar"], default="dlm")
     train.add_argument("--vocab-size", type=int, default=50_304)
     train.set_defaults(handler=_bench_train)
+    ray_train = benches.add_parser(
+        "ray-train", help="a trial's step time in the plain loop and under Ray Train, and "
+        "Ray Train's start-up (CPU)")
+    ray_train.add_argument("experiment_file")
+    ray_train.add_argument("--trial", help="trial name (default: the first)")
+    ray_train.add_argument("--steps", type=int, default=60)
+    ray_train.add_argument("--storage-path", default=None)
+    ray_train.set_defaults(handler=_bench_ray_train)
     return parser
 
 
@@ -270,7 +278,8 @@ def _train(args) -> int:
         if "train_loss" not in row or "final_loss" in row:
             continue  # evaluation rows: the per-step rows carry the training loss
         line = {"step": row["step"], "loss": row["train_loss"], "tokens": row.get("tokens"),
-                **{k: v for k, v in row.items() if k not in ("step", "train_loss", "tokens")}}
+                **{k: v for k, v in row.items()
+                   if k not in ("step", "train_loss", "tokens", "time")}}
         print(json.dumps(line) if args.json else
               f"step {line['step']:>6}  loss {line['loss']:.5f}  tokens {line['tokens']}  "
               f"{line.get('tokens_per_s', 0):,.0f} tokens/s")
@@ -293,6 +302,18 @@ def _bench_laws(args) -> int:
     from quokka_ray.commands.bench_laws import main as laws_bench
 
     return laws_bench((["--quick"] if args.quick else []) + ["--workers", str(args.workers)])
+
+
+def _bench_ray_train(args) -> int:
+    from quokka_ray.commands.bench_ray_train import run_ray_train_benchmark
+    from quokka_ray.sweep.driver import resolve_storage_path
+    from quokka_ray.sweep.single_run import single_run_config
+
+    experiment, trials = _load(args.experiment_file)
+    _, cfg = single_run_config(experiment, trials, args.trial, args.steps)
+    run_ray_train_benchmark(cfg, resolve_storage_path(args.storage_path
+                                                      or experiment.storage_path) + "/bench")
+    return 0
 
 
 def _bench_train(args) -> int:

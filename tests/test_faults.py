@@ -79,3 +79,33 @@ def test_a_killed_worker_resumes_the_same_trajectory(ray_session, tmp_path, data
     assert [r["step"] for r in whole] == steps
     for row in whole:
         assert recorded[row["step"]] == pytest.approx(row["loss"], rel=1e-6), row["step"]
+
+
+@pytest.mark.cluster
+def test_an_elastic_run_grows_to_two_workers_on_the_same_trajectory(ray_session, tmp_path, data_cache,
+                                                                     monkeypatch, capsys):
+    """On a cluster of our own (a subprocess: the session's Ray is another cluster) with room
+    for one worker; a second node joins after the first checkpoint."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    monkeypatch.setenv("QUOKKA_TEST_CACHE", str(data_cache))
+    experiment = EXPERIMENTS / "tiny_elastic.py"
+    out = tmp_path / "elastic.json"
+    subprocess.run([sys.executable, str(REPO / "tests" / "scripts" / "elastic_run.py"),
+                    str(experiment), str(out), str(tmp_path / "storage")], cwd=REPO,
+                   check=True, timeout=600)
+    rows = [r for r in json.loads(out.read_text()) if "tokens_per_s" in r]
+    last = {r["step"]: r for r in rows}  # a step trained again after the resize: its last value
+    assert sorted(last) == list(range(1, 201))
+    assert {r["workers"] for r in rows} == {1, 2}, "the run never grew"
+    assert last[200]["workers"] == 2
+
+    assert main(["train", str(experiment), "--workers", "1", "--json", "--storage-path",
+                 str(tmp_path / "one")]) == 0
+    one = {json.loads(line)["step"]: json.loads(line) for line in
+           capsys.readouterr().out.splitlines() if line.startswith("{")}
+    for step, row in last.items():
+        assert row["train_loss"] == pytest.approx(one[step]["loss"], rel=1e-5), step

@@ -8,7 +8,13 @@ import time
 import torch
 
 from quokka_ray.diffusion import ObjectiveConfig, draw_noise, per_sequence_loss
-from quokka_ray.model import Transformer, flops_per_token, non_embedding_params, size_model
+from quokka_ray.model import (
+    Transformer,
+    flops_per_token,
+    non_embedding_params,
+    output_flops_per_token,
+    size_model,
+)
 from quokka_ray.train.throughput import mfu, peak_flops_per_device
 
 
@@ -24,17 +30,21 @@ def run_train_benchmark(target_params: int, seq_len: int, batch_sequences: int, 
     tokens = tokens.to(device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
+    head_positions: list[torch.Tensor] = []
+
     def step() -> None:
         noise = draw_noise(objective, batch_sequences, seq_len, vocab_size, generator, 0.5)
         with autocast:
-            loss = per_sequence_loss(model, tokens, noise.to(device), objective,
-                                     vocab_size - 1).per_sequence.mean()
-        loss.backward()
+            out = per_sequence_loss(model, tokens, noise.to(device), objective, vocab_size - 1)
+        out.per_sequence.mean().backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        head_positions.append(out.output_positions if out.output_positions is not None
+                              else torch.tensor(tokens.numel()))
 
     for _ in range(3):  # warm-up: kernels, allocator
         step()
+    head_positions.clear()
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
@@ -44,7 +54,9 @@ def run_train_benchmark(target_params: int, seq_len: int, batch_sequences: int, 
         torch.cuda.synchronize()
     seconds = (time.perf_counter() - start) / steps
     tokens_per_s = batch_sequences * seq_len / seconds
-    flops_tok = flops_per_token(cfg, seq_len)
+    # FLOPs actually executed: the masked-only head runs the output layer on masked positions.
+    head_share = float(sum(int(n) for n in head_positions)) / (steps * tokens.numel())
+    flops_tok = flops_per_token(cfg, seq_len) - (1 - head_share) * output_flops_per_token(cfg)
     utilisation = mfu(flops_tok, tokens_per_s, peak_flops_per_device(device), 1)
     result = {"non_embedding_params": non_embedding_params(cfg), "n_layers": cfg.n_layers,
               "d_model": cfg.d_model, "seq_len": seq_len, "batch_sequences": batch_sequences,

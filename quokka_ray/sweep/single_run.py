@@ -14,6 +14,7 @@ from quokka_ray.config import ConfigError
 from quokka_ray.data import prepare_shards
 from quokka_ray.sweep.grid import TrialSpec, train_config
 from quokka_ray.sweep.spec import Experiment
+from quokka_ray.sweep.trial import allow_slow_worker_start
 from quokka_ray.train.config import TrainConfig
 
 
@@ -37,8 +38,11 @@ def single_run_config(experiment: Experiment, trials: list[TrialSpec], trial: st
 
 
 def run_single(cfg: TrainConfig, *, workers: int | tuple[int, int], use_gpu: bool,
-               cpus_per_worker: float, storage_path: str, name: str) -> list[dict]:
-    """Train `cfg` under Ray Train on `workers` workers; the metrics of every logged step."""
+               cpus_per_worker: float, storage_path: str, name: str,
+               resize_check_s: float = 60.0) -> list[dict]:
+    """Train `cfg` under Ray Train on `workers` workers (an elastic run for (min, max), which
+    checks for room to grow every `resize_check_s`); the metrics of every logged step, in the
+    order they were logged (a step trained again after a restart appears again)."""
     import ray
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -47,6 +51,7 @@ def run_single(cfg: TrainConfig, *, workers: int | tuple[int, int], use_gpu: boo
     from quokka_ray.train.tracker import JsonLinesTracker
 
     prepare_shards(cfg.data)
+    allow_slow_worker_start()
     if not ray.is_initialized():
         ray.init(address="local")
     with tempfile.TemporaryDirectory(prefix="quokka-train-") as folder:
@@ -56,7 +61,8 @@ def run_single(cfg: TrainConfig, *, workers: int | tuple[int, int], use_gpu: boo
             train_loop_config={"train": cfg,
                                "tracker_factory": partial(JsonLinesTracker, str(steps_file))},
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
-                                         resources_per_worker={"CPU": cpus_per_worker}),
+                                         resources_per_worker={"CPU": cpus_per_worker},
+                                         elastic_resize_monitor_interval_s=resize_check_s),
             run_config=RunConfig(name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
                                  storage_path=storage_path))
         trainer.fit()

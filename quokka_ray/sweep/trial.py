@@ -7,6 +7,7 @@ sees what Tune decided; the trial's own process may be stopped at any report."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from functools import partial
 
@@ -35,6 +36,17 @@ class SweepContext:
     parent_run_id: str
     git_commit: str
     corpus: Corpus
+
+
+#: How long a Train worker group may take to start. Ray's default (60 s) is shorter than a
+#: cold start of several workers on a busy 2-core machine or an autoscaler adding a GPU node,
+#: and a timed-out start is retried in a way that can leave its placement group holding CPUs.
+WORKER_START_TIMEOUT_S = 600
+
+
+def allow_slow_worker_start() -> None:
+    """Read by TorchTrainer.fit() in this process and passed on to its controller."""
+    os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", str(WORKER_START_TIMEOUT_S))
 
 
 def run_name(spec: TrialSpec, sampled: dict) -> str:
@@ -92,6 +104,7 @@ def run_trial(config: dict, context: SweepContext) -> None:
     store.client.log_dict(run_id, {"train_config": asdict(train), "settings": spec.settings},
                           "config.json")
     resources = context.experiment.resources
+    allow_slow_worker_start()
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"train": train,

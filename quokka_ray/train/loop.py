@@ -165,7 +165,7 @@ def train(
             executed = (cfg.batch_tokens * (flops_tok - head_flops_tok)
                         + logged.pop("output_positions") * head_flops_tok)
             logged.update(tokens_per_s=tokens_per_s, tokens=logged["step"] * cfg.batch_tokens,
-                          executed_flops=executed, **_memory(device))
+                          executed_flops=executed, workers=world_size, **_memory(device))
             utilisation = mfu(executed / cfg.batch_tokens, tokens_per_s, peak, world_size)
             if utilisation is not None:
                 logged["mfu"] = utilisation

@@ -4,6 +4,7 @@ The MLflow implementation lives in `quokka_ray.tracking`; only rank 0 gets a rea
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -30,8 +31,8 @@ class NullTracker:
 
 
 class JsonLinesTracker:
-    """Writes one JSON object per logged step to a local file (`quokka train`): for debugging
-    and benchmarks without MLflow."""
+    """Writes one JSON object per logged step, with the wall-clock time it was logged, to a
+    local file (`quokka train`): for debugging and benchmarks without MLflow."""
 
     def __init__(self, path: str):
         self.path = Path(path)
@@ -39,7 +40,7 @@ class JsonLinesTracker:
 
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         with self.path.open("a") as stream:
-            stream.write(json.dumps({"step": step, **metrics}) + "\n")
+            stream.write(json.dumps({"step": step, **metrics, "time": time.time()}) + "\n")
 
     def log_artifact(self, path: Path) -> None:
         pass
