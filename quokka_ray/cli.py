@@ -271,6 +271,7 @@ def _train(args) -> int:
           file=sys.stderr, flush=True)
     steps = run_single(cfg, workers=workers, use_gpu=resources.use_gpu,
                        cpus_per_worker=resources.cpus_per_worker,
+                       max_failures=resources.max_failures,
                        storage_path=resolve_storage_path(args.storage_path
                                                          or experiment.storage_path) + "/debug",
                        name=spec.name)

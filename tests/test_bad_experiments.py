@@ -228,3 +228,25 @@ def test_unreachable_tracking_server_is_one_line_before_ray(tmp_path, data_cache
         assert f"{uri} is unreachable" in lines[0]
         assert not result["ray"]
     assert not (tmp_path / "runs").exists()
+
+
+def test_unreachable_ray_cluster_is_one_line_and_leaves_no_run(tmp_path, data_cache):
+    import socket
+    import sqlite3
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "fine.py").write_text(HEADER + "experiment = make()\n")
+    store = tmp_path / "mlflow.db"
+    (result,) = run_cli_cases([(["run", "fine.py", "--address", f"127.0.0.1:{port}",
+                                 "--tracking-uri", f"sqlite:///{store}", "--storage-path",
+                                 str(tmp_path / "runs")], tmp_path)],
+                              tmp_path, env={"QUOKKA_TEST_CACHE": str(data_cache)})
+    lines = [line for line in result["stderr"].splitlines() if line.strip()]
+    assert result["code"] == 2 and len(lines) == 1, result["stderr"]
+    assert f"Ray cluster at 127.0.0.1:{port} is unreachable" in lines[0]
+    assert not result["ray"]
+    if store.exists():  # no run was opened, so none is left RUNNING
+        with sqlite3.connect(store) as db:
+            assert db.execute("select count(*) from runs").fetchone()[0] == 0

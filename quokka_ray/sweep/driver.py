@@ -6,8 +6,10 @@ trials through Tune."""
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlparse
 
 from quokka_ray.config import ConfigError
 from quokka_ray.data import prepare_shards, read_manifest
@@ -64,6 +66,22 @@ def resolve_tracking(explicit: str | None, experiment: Experiment) -> str:
     return resolve_tracking_uri(uri)
 
 
+def check_ray_address(address: str | None, timeout_s: float = 5.0) -> None:
+    """Raise ConnectionError (one line) if a Ray cluster's address does not answer: `ray.init`
+    would retry for many minutes before it gave up."""
+    if address in (None, "", "local", "auto"):
+        return
+    url = urlparse(address if "://" in address else f"ray://{address}")
+    if url.hostname is None or url.port is None:
+        return  # a form Ray resolves itself
+    try:
+        socket.create_connection((url.hostname, url.port), timeout=timeout_s).close()
+    except OSError as err:
+        raise ConnectionError(f"Ray cluster at {address} is unreachable "
+                              f"({err.strerror or type(err).__name__}): start it, or pass "
+                              "another --address (or none, for a local cluster)") from None
+
+
 def run_experiment(experiment: Experiment, trials: list[TrialSpec], *,
                    tracking_uri: str | None = None, storage_path: str | None = None,
                    address: str | None = None) -> SweepOutcome:
@@ -75,7 +93,9 @@ def run_experiment(experiment: Experiment, trials: list[TrialSpec], *,
     plan = plan_record(trials)
 
     # Everything that can fail on the user's input fails here, before MLflow and Ray start.
+    address = address or os.environ.get("RAY_ADDRESS")
     check_reachable(uri)
+    check_ray_address(address)
     check_unchanged(read_plan(experiment_path), plan, experiment=experiment.name,
                     where=experiment_path)
     print(f"[quokka] preparing data shards in {data.cache_dir}", flush=True)
@@ -93,7 +113,7 @@ def run_experiment(experiment: Experiment, trials: list[TrialSpec], *,
 
     # "local" starts a private cluster even when another one runs on this machine.
     if not ray.is_initialized():
-        ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local")
+        ray.init(address=address or "local")
     parent = store.sweep_run(experiment.name, plan, {
         "experiment": experiment.name, "trials": len(trials),
         "study": type(experiment.study).__name__, "search": experiment.search.algorithm,

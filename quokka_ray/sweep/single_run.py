@@ -38,13 +38,13 @@ def single_run_config(experiment: Experiment, trials: list[TrialSpec], trial: st
 
 
 def run_single(cfg: TrainConfig, *, workers: int | tuple[int, int], use_gpu: bool,
-               cpus_per_worker: float, storage_path: str, name: str,
+               cpus_per_worker: float, storage_path: str, name: str, max_failures: int = 2,
                resize_check_s: float = 60.0) -> list[dict]:
     """Train `cfg` under Ray Train on `workers` workers (an elastic run for (min, max), which
     checks for room to grow every `resize_check_s`); the metrics of every logged step, in the
     order they were logged (a step trained again after a restart appears again)."""
     import ray
-    from ray.train import RunConfig, ScalingConfig
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     from quokka_ray.train.ray_worker import train_loop_per_worker
@@ -64,7 +64,8 @@ def run_single(cfg: TrainConfig, *, workers: int | tuple[int, int], use_gpu: boo
                                          resources_per_worker={"CPU": cpus_per_worker},
                                          elastic_resize_monitor_interval_s=resize_check_s),
             run_config=RunConfig(name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
-                                 storage_path=storage_path))
+                                 storage_path=storage_path,
+                                 failure_config=FailureConfig(max_failures=max_failures)))
         trainer.fit()
         if not steps_file.exists():
             return []
