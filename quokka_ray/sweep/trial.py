@@ -120,8 +120,6 @@ def run_trial(config: dict, context: SweepContext) -> None:
             # Train's own INFO lines (one per report) would drown the sweep's progress lines.
             logging_config=LoggingConfig(log_level="WARNING")),
     )
-    try:
-        trainer.fit()
-    except Exception:
-        store.end_run(run_id, "FAILED", outcome="failed")
-        raise
+    # How the run ended is recorded by the driver (tune_driver.TrialOutcomes) alone: when Tune
+    # stops this trial, fit() may raise here as its controller goes, which is no failure.
+    trainer.fit()
