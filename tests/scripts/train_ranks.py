@@ -1,5 +1,6 @@
 """Run the training loop on however many processes torchrun starts (gloo, FSDP2) and write
-rank 0's loss history as JSON: `torchrun --nproc-per-node=2 train_ranks.py OUT CACHE`."""
+rank 0's loss history as JSON: `torchrun --nproc-per-node=2 train_ranks.py OUT CACHE` (the
+shards in CACHE prepared beforehand: `prepare_shards(tiny_config(CACHE).data)`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from quokka_ray.train.loop import train
 
 
 def tiny_config(cache: str, steps: int = 12, kind: str = "dlm") -> TrainConfig:
-    data = DataConfig(seq_len=32, max_corpus_bytes=100_000, validation_sequences=8, cache_dir=cache)
+    data = DataConfig(seq_len=32, max_corpus_bytes=100_000, validation_sequences=8,
+                      shard_tokens=20_000, cache_dir=cache)
     return TrainConfig(
         model=size_model(30_000, 257, 32, causal=kind == "ar"),
         objective=ObjectiveConfig(kind=kind), data=data,
