@@ -69,8 +69,13 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     sample.set_defaults(handler=_sample)
 
-    bench = sub.add_parser("bench", help="benchmarks: law fitting, training throughput")
+    from quokka_ray.commands.data import add_bench_data_parser, add_data_parser
+
+    add_data_parser(sub)  # quokka data prepare | train-tokenizer
+
+    bench = sub.add_parser("bench", help="benchmarks: law fitting, training, data throughput")
     benches = bench.add_subparsers(required=True, metavar="WHAT")
+    add_bench_data_parser(benches)
     laws = benches.add_parser("laws", help="law-fit timings on the reference data")
     laws.add_argument("--quick", action="store_true", help="no reference search, 100 refits")
     laws.add_argument("--workers", type=int, default=1, help="processes for the reference search")
@@ -96,14 +101,15 @@ def _corpus(experiment, trials, path: str):
     """The corpus the trials would train on, checked against them; None where it is not
     prepared yet and cannot be prepared offline (a Hugging Face source: `quokka run` does)."""
     from quokka_ray.config import ConfigError
-    from quokka_ray.data import prepare_shards, read_manifest
+    from quokka_ray.data import prepare_shards, read_manifest, with_root
     from quokka_ray.sweep.checks import check_corpus, corpus_from_manifest
 
-    manifest = read_manifest(experiment.data)
-    if manifest is None and (experiment.data.source == "stdlib"
-                             or Path(experiment.data.source).expanduser().exists()):
-        prepare_shards(experiment.data)
-        manifest = read_manifest(experiment.data)
+    # In this process, without Ray: the shards and their hashes are the ones `quokka run` writes.
+    data = with_root(experiment.data, experiment.storage_path)
+    manifest = read_manifest(data)
+    if manifest is None and (data.source == "stdlib" or Path(data.source).expanduser().exists()):
+        prepare_shards(data)
+        manifest = read_manifest(data)
     if manifest is None:
         return None
     corpus = corpus_from_manifest(manifest)
