@@ -83,8 +83,13 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     sample.set_defaults(handler=_sample)
 
-    bench = sub.add_parser("bench", help="benchmarks: law fitting, training throughput")
+    from quokka_ray.commands.data import add_bench_data_parser, add_data_parser
+
+    add_data_parser(sub)  # quokka data prepare | train-tokenizer
+
+    bench = sub.add_parser("bench", help="benchmarks: law fitting, training, data throughput")
     benches = bench.add_subparsers(required=True, metavar="WHAT")
+    add_bench_data_parser(benches)
     laws = benches.add_parser("laws", help="law-fit timings on the reference data")
     laws.add_argument("--quick", action="store_true", help="no reference search, 100 refits")
     laws.add_argument("--workers", type=int, default=1, help="processes for the reference search")
@@ -118,14 +123,15 @@ def _corpus(experiment, trials, path: str):
     """The corpus the trials would train on, checked against them; None where it is not
     prepared yet and cannot be prepared offline (a Hugging Face source: `quokka run` does)."""
     from quokka_ray.config import ConfigError
-    from quokka_ray.data import prepare_shards, read_manifest
+    from quokka_ray.data import prepare_shards, read_manifest, with_root
     from quokka_ray.sweep.checks import check_corpus, corpus_from_manifest
 
-    manifest = read_manifest(experiment.data)
-    if manifest is None and (experiment.data.source == "stdlib"
-                             or Path(experiment.data.source).expanduser().exists()):
-        prepare_shards(experiment.data)
-        manifest = read_manifest(experiment.data)
+    # In this process, without Ray: the shards and their hashes are the ones `quokka run` writes.
+    data = with_root(experiment.data, experiment.storage_path)
+    manifest = read_manifest(data)
+    if manifest is None and (data.source == "stdlib" or Path(data.source).expanduser().exists()):
+        prepare_shards(data)
+        manifest = read_manifest(data)
     if manifest is None:
         return None
     corpus = corpus_from_manifest(manifest)
@@ -260,20 +266,23 @@ def _workers(text: str) -> int | tuple[int, int]:
 
 
 def _train(args) -> int:
+    from dataclasses import replace
+
+    from quokka_ray.data import with_root
     from quokka_ray.sweep.driver import resolve_storage_path
     from quokka_ray.sweep.single_run import run_single, single_run_config
 
     experiment, trials = _load(args.experiment_file)
     spec, cfg = single_run_config(experiment, trials, args.trial, args.steps)
+    storage = resolve_storage_path(args.storage_path or experiment.storage_path)
+    cfg = replace(cfg, data=with_root(cfg.data, storage))
     resources = experiment.resources
     workers = args.workers or resources.workers_per_trial
     print(f"[quokka] training {spec.name} for {cfg.total_steps} steps on {workers} worker(s)",
           file=sys.stderr, flush=True)
     steps = run_single(cfg, workers=workers, use_gpu=resources.use_gpu,
                        cpus_per_worker=resources.cpus_per_worker,
-                       max_failures=resources.max_failures,
-                       storage_path=resolve_storage_path(args.storage_path
-                                                         or experiment.storage_path) + "/debug",
+                       max_failures=resources.max_failures, storage_path=storage + "/debug",
                        name=spec.name)
     for row in steps:
         if "train_loss" not in row or "final_loss" in row:
@@ -306,14 +315,18 @@ def _bench_laws(args) -> int:
 
 
 def _bench_ray_train(args) -> int:
+    from dataclasses import replace
+
     from quokka_ray.commands.bench_ray_train import run_ray_train_benchmark
+    from quokka_ray.data import with_root
     from quokka_ray.sweep.driver import resolve_storage_path
     from quokka_ray.sweep.single_run import single_run_config
 
     experiment, trials = _load(args.experiment_file)
     _, cfg = single_run_config(experiment, trials, args.trial, args.steps)
-    run_ray_train_benchmark(cfg, resolve_storage_path(args.storage_path
-                                                      or experiment.storage_path) + "/bench")
+    storage = resolve_storage_path(args.storage_path or experiment.storage_path)
+    cfg = replace(cfg, data=with_root(cfg.data, storage))
+    run_ray_train_benchmark(cfg, storage + "/bench")
     return 0
 
 

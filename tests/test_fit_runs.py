@@ -6,7 +6,6 @@ laws, so that what the fit recovers can be checked."""
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ from mlflow.tracking import MlflowClient
 
 from quokka_ray.cli import main
 from quokka_ray.config import ConfigError
-from quokka_ray.data import prepare_shards, read_manifest
+from quokka_ray.data import prepare_shards, read_manifest, with_root
 from quokka_ray.diffusion import ObjectiveConfig
 from quokka_ray.sweep import IsoFlopStudy, load_plan, plan_trials, train_config
 from quokka_ray.sweep.checks import corpus_from_manifest
@@ -142,8 +141,9 @@ def test_sqlite_artifacts_live_beside_the_store(tmp_path, monkeypatch):
 
 def test_quickstart_trials_record_unique_tokens_and_single_epochs(tmp_path, capsys):
     experiment, trials = load_plan(REPO / "experiments" / "quickstart.py")
-    experiment = dataclasses.replace(experiment, data=dataclasses.replace(
-        experiment.data, cache_dir=str(Path(experiment.data.cache_dir).resolve())))
+    # The shards `quokka plan experiments/quickstart.py` prepares in the repository.
+    experiment = dataclasses.replace(experiment, data=with_root(experiment.data,
+                                                                str(REPO / "quokka_runs")))
     prepare_shards(experiment.data)
     corpus = corpus_from_manifest(read_manifest(experiment.data))
     uri = f"sqlite:///{tmp_path}/mlflow.db"

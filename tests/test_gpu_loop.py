@@ -10,7 +10,9 @@ import sys
 import pytest
 import torch
 
+from quokka_ray.data import prepare_shards
 from tests.conftest import REPO
+from tests.scripts.train_ranks import tiny_config
 
 pytestmark = [
     pytest.mark.gpu,
@@ -26,6 +28,7 @@ def _torchrun(*args) -> None:
 
 
 def test_nccl_loop_checkpoints_and_resumes(tmp_path, data_cache):
+    prepare_shards(tiny_config(str(data_cache)).data)
     whole, resumed, saved = tmp_path / "whole.json", tmp_path / "resumed.json", tmp_path / "ckpt"
     _torchrun(whole, data_cache, "--steps", 50, "--checkpoint-every", 25, "--keep-checkpoint",
               saved)

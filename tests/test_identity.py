@@ -35,7 +35,8 @@ CHANGES = {
                       "timesteps": "antithetic", "t_min": 0.02, "curriculum_width": 0.3},
     DataConfig: {"source": "corpus.jsonl", "text_field": "content", "tokenizer": "gpt2",
                  "seq_len": 64, "max_corpus_bytes": 300_000, "validation_sequences": 8,
-                 "unique_tokens": 100_000},
+                 "unique_tokens": 100_000, "source_config": "sample-10BT",
+                 "source_split": "validation", "source_revision": "v1.0", "shard_tokens": 1_000},
     EvaluationConfig: {"eval_every_steps": 2, "validation_samples_per_sequence": 3,
                        "smoothing_window_steps": 7, "smoothing_max_fraction": 0.2},
 }

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from quokka_ray.data import prepare_shards
 from quokka_ray.train.loop import train
 from tests.conftest import REPO
 from tests.scripts.train_ranks import tiny_config
@@ -26,6 +27,7 @@ class Interrupted(Exception):
 
 def test_resume_continues_the_same_trajectory(tmp_path, data_cache):
     cfg = replace(tiny_config(str(data_cache), steps=12), checkpoint_every_steps=6)
+    prepare_shards(cfg.data)
     whole: list[dict] = []
     train(cfg, rank=0, world_size=1, device=CPU, report=lambda m, f: whole.append(m))
 
@@ -49,6 +51,7 @@ def test_resume_continues_the_same_trajectory(tmp_path, data_cache):
 @pytest.mark.slow
 def test_two_fsdp_workers_follow_one_workers_trajectory(tmp_path, data_cache):
     script = REPO / "tests" / "scripts" / "train_ranks.py"
+    prepare_shards(tiny_config(str(data_cache)).data)
     results = {}
     for workers in (1, 2):
         out = tmp_path / f"w{workers}.json"

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from quokka_ray.data import prepare_shards
 from quokka_ray.train.config import EvaluationConfig
 from quokka_ray.train.loop import train
 from quokka_ray.train.smoothing import smooth_final_loss
@@ -59,6 +60,7 @@ def test_a_40_step_run_smooths_over_its_last_tenth_only(data_cache, one_torch_th
                                               smoothing_max_fraction=0.1,
                                               validation_samples_per_sequence=1))
     steps = StepLosses()
+    prepare_shards(cfg.data)
     final = train(cfg, rank=0, world_size=1, device=torch.device("cpu"),
                   report=lambda metrics, folder: None, tracker=steps)
     history = np.array([steps.train_loss[s] for s in range(1, 41)])

@@ -4,4 +4,6 @@ packages so that `laws/`, `train/` and the rest take explicit parameters and nev
 - fit_args.py     `quokka fit` flags (--csv, --law, column names) and the CSV fit they start
 - bench_laws.py   `quokka bench laws`: timings of the law fits on the reference data
 - bench_train.py  `quokka bench train`: training tokens/s and MFU on this machine's device
+- data.py         `quokka data prepare | train-tokenizer` and `quokka bench data` flags, handlers
+- bench_data.py   `quokka bench data`: tokens/s of shard preparation and of the loader
 """

@@ -1,33 +1,76 @@
-"""Read documents from a source: the offline stdlib corpus, local files or Hugging Face datasets."""
+"""Documents from a source, in the source's order, up to `max_corpus_bytes`: the offline
+stdlib corpus, local text / JSONL / Parquet files or folders (read with `datasets`), or a
+Hugging Face data set by name, config, split and revision (streamed)."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from quokka_ray.data.config import DataConfig
-from quokka_ray.data.corpus import CorpusText, stdlib_source
+from quokka_ray.data.corpus import CorpusText, stdlib_description, stdlib_texts
+
+LOCAL_BUILDERS = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}
+
+
+class DocumentStream:
+    """Iterate once over the source's documents; `description()` then says what was read
+    (source, revision, documents, bytes and a digest of the text), for the manifest."""
+
+    def __init__(self, cfg: DataConfig):
+        self.cfg = cfg
+        self.documents = 0
+        self.bytes = 0
+        self._digest = hashlib.sha256()
+        self._texts, self._description = _open(cfg)
+
+    def __iter__(self) -> Iterator[str]:
+        for text in self._texts:
+            data = text.encode("utf-8")
+            self.documents += 1
+            self.bytes += len(data)
+            self._digest.update(data)
+            yield text
+            if self.bytes >= self.cfg.max_corpus_bytes:
+                break
+        if self.documents == 0:
+            raise ValueError(f"data source {self.cfg.source}: no documents")
+
+    def description(self) -> dict[str, str]:
+        return {**self._description, "documents": str(self.documents), "bytes": str(self.bytes),
+                "sha256": self._digest.hexdigest()}
 
 
 def read_documents(cfg: DataConfig) -> CorpusText:
+    """Every document at once (small corpora, tokenizer training)."""
+    stream = DocumentStream(cfg)
+    documents = list(stream)
+    return CorpusText(documents, stream.description())
+
+
+def _open(cfg: DataConfig) -> tuple[Iterable[str], dict[str, str]]:
     if cfg.source == "stdlib":
-        return stdlib_source(cfg.max_corpus_bytes)
+        return stdlib_texts(), stdlib_description()
     path = Path(cfg.source).expanduser()
     if path.exists():
-        return _read_local(path, cfg)
-    return _read_hub(cfg)
+        return _local(path, cfg)
+    return _hub(cfg)
 
 
-def _read_local(path: Path, cfg: DataConfig) -> CorpusText:
+def _local(path: Path, cfg: DataConfig) -> tuple[Iterable[str], dict[str, str]]:
     import datasets
 
+    datasets.disable_progress_bars()
     suffix = (path.suffix if path.is_file() else _folder_suffix(path)).lower()
-    builder = {".txt": "text", ".jsonl": "json", ".json": "json", ".parquet": "parquet"}.get(suffix)
+    builder = LOCAL_BUILDERS.get(suffix)
     if builder is None:
         raise ValueError(f"data source {path}: expected a .txt, .jsonl or .parquet file or folder")
     files = [str(path)] if path.is_file() else sorted(str(p) for p in path.glob(f"*{suffix}"))
-    dataset = datasets.load_dataset(builder, data_files=files, split="train")
-    return _take(iter(dataset), cfg, {"corpus": "local", "path": str(path.resolve())})
+    # Streaming reads the files in order without building an Arrow cache of the whole set.
+    dataset = datasets.load_dataset(builder, data_files=files, split="train", streaming=True)
+    return _texts(dataset, cfg), {"corpus": "local", "path": str(path.resolve()),
+                                  "format": builder}
 
 
 def _folder_suffix(path: Path) -> str:
@@ -38,32 +81,22 @@ def _folder_suffix(path: Path) -> str:
     return ""
 
 
-def _read_hub(cfg: DataConfig) -> CorpusText:
+def _hub(cfg: DataConfig) -> tuple[Iterable[str], dict[str, str]]:
     import datasets
 
     # Streaming reads only the bytes asked for, not the whole data set.
-    dataset = datasets.load_dataset(cfg.source, split="train", streaming=True)
-    return _take(iter(dataset), cfg, {"corpus": "huggingface", "name": cfg.source})
+    dataset = datasets.load_dataset(cfg.source, cfg.source_config, split=cfg.source_split,
+                                    revision=cfg.source_revision, streaming=True)
+    description = {"corpus": "huggingface", "name": cfg.source,
+                   "config": cfg.source_config or "", "split": cfg.source_split,
+                   "revision": cfg.source_revision or "(default branch at preparation)"}
+    return _texts(dataset, cfg), description
 
 
-def _take(rows, cfg: DataConfig, description: dict[str, str]) -> CorpusText:
-    documents: list[str] = []
-    digest = hashlib.sha256()
-    total = 0
+def _texts(rows, cfg: DataConfig) -> Iterator[str]:
+    field = cfg.text_field
     for row in rows:
-        if cfg.text_field not in row:
-            raise ValueError(
-                f"data source {cfg.source}: no field {cfg.text_field!r} (fields: {sorted(row)})"
-            )
-        text = str(row[cfg.text_field])
-        documents.append(text)
-        digest.update(text.encode("utf-8"))
-        total += len(text.encode("utf-8"))
-        if total >= cfg.max_corpus_bytes:
-            break
-    if not documents:
-        raise ValueError(f"data source {cfg.source}: no documents")
-    return CorpusText(
-        documents, {**description, "documents": str(len(documents)), "bytes": str(total),
-                    "sha256": digest.hexdigest()}
-    )
+        if field not in row:
+            raise ValueError(f"data source {cfg.source}: no field {field!r} "
+                             f"(DataConfig.text_field; fields: {sorted(row)})")
+        yield str(row[field])

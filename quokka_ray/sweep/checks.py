@@ -66,14 +66,14 @@ class Corpus:
 
     train_tokens: int
     bytes_per_token: float
-    """Text bytes read per token (the corpus's bytes over its tokens)."""
+    """Text bytes read per training token (the corpus's bytes over its training tokens: the
+    validation documents and each shard's unpacked tail are part of the cost)."""
 
 
 def corpus_from_manifest(manifest: dict) -> Corpus:
-    total = manifest["train_tokens"] + manifest["validation_sequences"] * \
-        manifest["data_config"]["seq_len"]
-    source_bytes = float(manifest["source"].get("bytes", total))
-    return Corpus(manifest["train_tokens"], source_bytes / max(1, total))
+    train = manifest["train_tokens"]
+    source_bytes = float(manifest["source"].get("bytes", manifest["documents"]["tokens"]))
+    return Corpus(train, source_bytes / max(1, train))
 
 
 def unique_tokens(experiment: Experiment, corpus: Corpus) -> int:
@@ -103,8 +103,7 @@ def check_corpus(experiment: Experiment, trials: list[TrialSpec], corpus: Corpus
             f"DataConfig.unique_tokens: {data.unique_tokens:,} tokens, but trial {longest.name} "
             f"trains on {tokens:,} ({epochs:.2f} epochs): a compute-constrained study sees "
             f"each token at most once; raise unique_tokens to at least {tokens:,}")
-    validation = data.validation_sequences * data.seq_len
-    needed = math.ceil((tokens + validation) * corpus.bytes_per_token * 1.01)
+    needed = math.ceil(tokens * corpus.bytes_per_token * 1.01)
     raise ConfigError(
         f"DataConfig.max_corpus_bytes: {data.max_corpus_bytes:,} bytes give {corpus.train_tokens:,} "
         f"training tokens, but trial {longest.name} trains on {tokens:,} ({epochs:.2f} epochs) "

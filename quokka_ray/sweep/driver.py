@@ -1,7 +1,8 @@
 """`quokka run`: resolve where things go, check everything that can be checked before anything
-starts (the tracking server is reachable, the experiment's name holds no other sweep, the corpus
-is large enough), then start or join Ray, open (or reopen) the sweep's MLflow run and run the
-trials through Tune."""
+starts (the tracking server is reachable, the experiment's name holds no other sweep), prepare
+the data shards under the storage path (with Ray Data, so Ray starts first when they are not
+there yet), check that the corpus is large enough, then open (or reopen) the sweep's MLflow run
+and run the trials through Tune. Every check on the user's input comes before the MLflow run."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from quokka_ray.config import ConfigError
-from quokka_ray.data import prepare_shards, read_manifest
+from quokka_ray.data import prepare_shards, read_manifest, shard_dir, with_root
 from quokka_ray.sweep.checks import check_corpus, corpus_from_manifest
 from quokka_ray.sweep.grid import TrialSpec
 from quokka_ray.sweep.spec import Experiment
@@ -87,33 +88,34 @@ def run_experiment(experiment: Experiment, trials: list[TrialSpec], *,
                    address: str | None = None) -> SweepOutcome:
     storage = resolve_storage_path(storage_path or experiment.storage_path)
     uri = resolve_tracking(tracking_uri, experiment)
-    data = replace(experiment.data, cache_dir=str(Path(experiment.data.cache_dir).expanduser().resolve()))
+    data = with_root(experiment.data, storage)  # shards under the storage path unless named
     experiment = replace(experiment, data=data)
     experiment_path = f"{storage}/tune/{experiment.name}"
     plan = plan_record(trials)
 
-    # Everything that can fail on the user's input fails here, before MLflow and Ray start.
+    # Everything that can fail on the user's input fails here, before any MLflow run exists;
+    # before Ray starts too, unless the shards must be prepared first (Ray Data).
     address = address or os.environ.get("RAY_ADDRESS")
     check_reachable(uri)
     check_ray_address(address)
     check_unchanged(read_plan(experiment_path), plan, experiment=experiment.name,
                     where=experiment_path)
-    print(f"[quokka] preparing data shards in {data.cache_dir}", flush=True)
-    prepare_shards(data)
-    corpus = corpus_from_manifest(read_manifest(data))
+    manifest = read_manifest(data)
+    if manifest is None:
+        _start_ray(address)
+        print(f"[quokka] preparing data shards in {shard_dir(data)} (Ray Data)", flush=True)
+        prepare_shards(data, workers=None)
+        manifest = read_manifest(data)
+    corpus = corpus_from_manifest(manifest)
     check_corpus(experiment, trials, corpus)
     store = MlflowStore(uri)
     if store_exists(uri):
         check_unchanged(store.sweep_plan(experiment.name), plan, experiment=experiment.name,
                         where=f"MLflow {uri}")
 
-    import ray
-
     from quokka_ray.sweep.tune_driver import run_sweep, summarize
 
-    # "local" starts a private cluster even when another one runs on this machine.
-    if not ray.is_initialized():
-        ray.init(address=address or "local")
+    _start_ray(address)
     parent = store.sweep_run(experiment.name, plan, {
         "experiment": experiment.name, "trials": len(trials),
         "study": type(experiment.study).__name__, "search": experiment.search.algorithm,
@@ -131,3 +133,11 @@ def run_experiment(experiment: Experiment, trials: list[TrialSpec], *,
     finally:
         store.end_run(parent, status)
     return SweepOutcome(experiment.name, uri, storage, parent, finished, failed)
+
+
+def _start_ray(address: str | None) -> None:
+    import ray
+
+    # "local" starts a private cluster even when another one runs on this machine.
+    if not ray.is_initialized():
+        ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local")

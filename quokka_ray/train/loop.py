@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from quokka_ray.data import batch_sequence_indices, load_packed, rank_rows
+from quokka_ray.data import BatchPrefetcher, PackedCorpus, rank_rows
 from quokka_ray.diffusion import draw_noise, per_sequence_loss, validation_loss
 from quokka_ray.model import Transformer, flops_per_token, output_flops_per_token
 from quokka_ray.train import checkpoint
@@ -65,12 +65,12 @@ def train(
     final metrics (also reported, with the last checkpoint)."""
     tracker = tracker or NullTracker()
     torch.set_num_threads(cfg.cpu_threads_per_worker)
-    data = load_packed(cfg.data)
-    unique = (cfg.data.unique_tokens // cfg.data.seq_len if cfg.data.unique_tokens
-              else len(data.train))
-    if unique > len(data.train):
+    data = PackedCorpus(cfg.data)  # prepared by the driver: a worker never tokenizes
+    available = data.train_sequences
+    unique = cfg.data.unique_tokens // cfg.data.seq_len if cfg.data.unique_tokens else available
+    if unique > available:
         raise ValueError(f"DataConfig.unique_tokens: {cfg.data.unique_tokens} tokens exceed the "
-                         f"{len(data.train) * cfg.data.seq_len} of the training split")
+                         f"{available * cfg.data.seq_len} of the training split")
     batch_sequences = cfg.hyperparameters.batch_sequences
     if batch_sequences < world_size:
         raise ValueError(
@@ -90,7 +90,6 @@ def train(
     start, stop = rank_rows(batch_sequences, world_size, rank)
     micro_steps = math.ceil(math.ceil(batch_sequences / world_size) / cfg.micro_batch_sequences)
     compute = partial(_compute_context, device, is_sharded(model), cfg.performance)
-    tokens_per_s = 0.0
     bytes_per_token = data.manifest["bytes_per_token"]  # known for byte-level tokens only
 
     def evaluate() -> dict[str, float]:
@@ -105,91 +104,97 @@ def train(
         tracker.flush()
         return metrics
 
+    # This worker's rows of each global batch, read ahead; the order is f(seed, epoch) alone.
+    batches = BatchPrefetcher(data.train, seed=cfg.seed, global_batch_sequences=batch_sequences,
+                              unique_sequences=unique, rows=(start, stop), first_step=state.step)
+    tokens_per_s = 0.0
     metrics: dict[str, float] | None = None
     pending: list = []  # device-side metrics of the steps since the last read-back
-    while state.step < cfg.total_steps:
-        t0 = time.perf_counter()
-        step = state.step
-        lr = lr_at(step, cfg.total_steps, cfg.hyperparameters)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        indices = batch_sequence_indices(cfg.seed, step, batch_sequences, unique)
-        generator = torch.Generator().manual_seed(step_seed(cfg.seed, step))
-        noise = draw_noise(cfg.objective, batch_sequences, cfg.data.seq_len,
-                           cfg.model.vocab_size, generator,
-                           progress=step / max(1, cfg.total_steps - 1)).rows(start, stop)
-        tokens = torch.from_numpy(data.train[indices[start:stop]]).to(device)
+    try:
+        while state.step < cfg.total_steps:
+            t0 = time.perf_counter()
+            step = state.step
+            lr = lr_at(step, cfg.total_steps, cfg.hyperparameters)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            generator = torch.Generator().manual_seed(step_seed(cfg.seed, step))
+            noise = draw_noise(cfg.objective, batch_sequences, cfg.data.seq_len,
+                               cfg.model.vocab_size, generator,
+                               progress=step / max(1, cfg.total_steps - 1)).rows(start, stop)
+            tokens = torch.from_numpy(batches.get(step)).to(device)
 
-        model.train()
-        sums: dict[str, torch.Tensor] = {}
-        head_positions = torch.zeros((), device=device)
-        max_logit = torch.zeros((), device=device)
-        for rows in np.array_split(np.arange(stop - start), micro_steps):
-            lo, hi = int(rows[0]), int(rows[-1]) + 1
-            with compute():
-                out = per_sequence_loss(model, tokens[lo:hi], noise.rows(lo, hi).to(device),
-                                        cfg.objective, mask_id)
-            # Sum over this worker's rows / global batch; FSDP averages gradients over the
-            # workers, so scaling by world_size makes the result the global-batch mean.
-            loss = out.per_sequence.sum() * (world_size / batch_sequences)
-            loss.backward()
-            for name, values in {"loss": out.per_sequence, **out.metrics}.items():
-                sums[name] = sums.get(name, 0.0) + values.detach().float().sum()
-            head_positions += (out.output_positions if out.output_positions is not None
-                               else tokens[lo:hi].numel())
-            if out.max_abs_logit is not None:
-                max_logit = torch.maximum(max_logit, out.max_abs_logit.float())
-        clip = cfg.hyperparameters.grad_clip_norm
-        grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-                     if clip > 0 else torch.zeros((), device=device))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+            model.train()
+            sums: dict[str, torch.Tensor] = {}
+            head_positions = torch.zeros((), device=device)
+            max_logit = torch.zeros((), device=device)
+            for rows in np.array_split(np.arange(stop - start), micro_steps):
+                lo, hi = int(rows[0]), int(rows[-1]) + 1
+                with compute():
+                    out = per_sequence_loss(model, tokens[lo:hi], noise.rows(lo, hi).to(device),
+                                            cfg.objective, mask_id)
+                # Sum over this worker's rows / global batch; FSDP averages gradients over the
+                # workers, so scaling by world_size makes the result the global-batch mean.
+                loss = out.per_sequence.sum() * (world_size / batch_sequences)
+                loss.backward()
+                for name, values in {"loss": out.per_sequence, **out.metrics}.items():
+                    sums[name] = sums.get(name, 0.0) + values.detach().float().sum()
+                head_positions += (out.output_positions if out.output_positions is not None
+                                   else tokens[lo:hi].numel())
+                if out.max_abs_logit is not None:
+                    max_logit = torch.maximum(max_logit, out.max_abs_logit.float())
+            clip = cfg.hyperparameters.grad_clip_norm
+            grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+                         if clip > 0 else torch.zeros((), device=device))
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
 
-        # Collectives on device tensors (NCCL serves no CPU tensor); the host reads them back
-        # only at logging steps.
-        names = sorted(sums)
-        totals = all_reduce_sum(torch.stack([sums[n] for n in names] + [head_positions]))
-        max_logit = all_reduce_max(max_logit)
-        state.step += 1
-        pending.append((state.step, lr, totals, max_logit, grad_norm, time.perf_counter() - t0))
-        final = state.step == cfg.total_steps
-        save = final or state.step % cfg.checkpoint_every_steps == 0
-        every = cfg.evaluation.eval_every_steps
-        evaluating = save or bool(every and state.step % every == 0)
-        if not (evaluating or state.step % cfg.log_every_steps == 0):
-            continue
-        for logged in _drain(pending, names, batch_sequences):
-            state.loss_history.append(logged.pop("train_loss_value"))
-            seconds = logged.pop("seconds")
-            tokens_per_s = cfg.batch_tokens / seconds
-            executed = (cfg.batch_tokens * (flops_tok - head_flops_tok)
-                        + logged.pop("output_positions") * head_flops_tok)
-            logged.update(tokens_per_s=tokens_per_s, tokens=logged["step"] * cfg.batch_tokens,
-                          executed_flops=executed, workers=world_size, **_memory(device))
-            utilisation = mfu(executed / cfg.batch_tokens, tokens_per_s, peak, world_size)
-            if utilisation is not None:
-                logged["mfu"] = utilisation
-            if not math.isfinite(logged["train_loss"]):
-                tracker.log_metrics({**_finite(logged), "diverged": 1.0}, step=logged["step"])
-                tracker.flush()
-                raise Diverged(logged["step"], logged["train_loss"])
-            step = logged.pop("step")
-            if step % cfg.log_every_steps == 0 or step == cfg.total_steps:
-                logged["param_norm"] = float(_full_tensor(torch.nn.utils.get_total_norm(
-                    [p.detach() for p in model.parameters()])))
-                tracker.log_metrics(logged, step=step)
+            # Collectives on device tensors (NCCL serves no CPU tensor); the host reads them back
+            # only at logging steps.
+            names = sorted(sums)
+            totals = all_reduce_sum(torch.stack([sums[n] for n in names] + [head_positions]))
+            max_logit = all_reduce_max(max_logit)
+            state.step += 1
+            pending.append((state.step, lr, totals, max_logit, grad_norm, time.perf_counter() - t0))
+            final = state.step == cfg.total_steps
+            save = final or state.step % cfg.checkpoint_every_steps == 0
+            every = cfg.evaluation.eval_every_steps
+            evaluating = save or bool(every and state.step % every == 0)
+            if not (evaluating or state.step % cfg.log_every_steps == 0):
+                continue
+            for logged in _drain(pending, names, batch_sequences):
+                state.loss_history.append(logged.pop("train_loss_value"))
+                seconds = logged.pop("seconds")
+                tokens_per_s = cfg.batch_tokens / seconds
+                executed = (cfg.batch_tokens * (flops_tok - head_flops_tok)
+                            + logged.pop("output_positions") * head_flops_tok)
+                logged.update(tokens_per_s=tokens_per_s, tokens=logged["step"] * cfg.batch_tokens,
+                              executed_flops=executed, workers=world_size, **_memory(device))
+                utilisation = mfu(executed / cfg.batch_tokens, tokens_per_s, peak, world_size)
+                if utilisation is not None:
+                    logged["mfu"] = utilisation
+                if not math.isfinite(logged["train_loss"]):
+                    tracker.log_metrics({**_finite(logged), "diverged": 1.0}, step=logged["step"])
+                    tracker.flush()
+                    raise Diverged(logged["step"], logged["train_loss"])
+                step = logged.pop("step")
+                if step % cfg.log_every_steps == 0 or step == cfg.total_steps:
+                    logged["param_norm"] = float(_full_tensor(torch.nn.utils.get_total_norm(
+                        [p.detach() for p in model.parameters()])))
+                    tracker.log_metrics(logged, step=step)
 
-        # Every report carries val_loss, so that Tune's schedulers can compare any two.
-        if not evaluating:
-            continue
-        metrics = evaluate()
-        metrics["tokens_per_s"] = tokens_per_s
-        if save:
-            with tempfile.TemporaryDirectory(prefix="quokka-ckpt-") as folder:
-                checkpoint.save(Path(folder), model, optimizer, state, rank)
-                report(metrics, Path(folder))
-        else:
-            report(metrics, None)
+            # Every report carries val_loss, so that Tune's schedulers can compare any two.
+            if not evaluating:
+                continue
+            metrics = evaluate()
+            metrics["tokens_per_s"] = tokens_per_s
+            if save:
+                with tempfile.TemporaryDirectory(prefix="quokka-ckpt-") as folder:
+                    checkpoint.save(Path(folder), model, optimizer, state, rank)
+                    report(metrics, Path(folder))
+            else:
+                report(metrics, None)
+    finally:
+        batches.close()
     if metrics is None:  # resumed from the final checkpoint: nothing left to train
         metrics = evaluate()
         report(metrics, None)

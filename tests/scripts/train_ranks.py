@@ -1,5 +1,6 @@
 """Run the training loop on however many processes torchrun starts (FSDP2; gloo on CPUs, or
-NCCL on GPUs with --nccl) and write rank 0's reports as JSON:
+NCCL on GPUs with --nccl) and write rank 0's reports as JSON (the shards in CACHE prepared
+beforehand: `prepare_shards(tiny_config(CACHE).data)`):
 
     torchrun --nproc-per-node=2 train_ranks.py OUT CACHE [--steps N] [--nccl]
         [--checkpoint-every K --keep-checkpoint DIR] [--resume DIR]
@@ -27,7 +28,7 @@ from quokka_ray.train.loop import train
 def tiny_config(cache: str, steps: int = 12, kind: str = "dlm", target_params: int = 30_000,
                 seq_len: int = 32) -> TrainConfig:
     data = DataConfig(seq_len=seq_len, max_corpus_bytes=100_000, validation_sequences=8,
-                      cache_dir=cache)
+                      shard_tokens=20_000, cache_dir=cache)
     return TrainConfig(
         model=size_model(target_params, 257, seq_len, causal=kind == "ar"),
         objective=ObjectiveConfig(kind=kind), data=data,
