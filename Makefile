@@ -26,7 +26,8 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -m "not cluster" $(PYTEST_ARGS)
 
-# Multi-node, autoscaler, kill and outage tests: longer than `make test` may take.
+# Multi-node, autoscaler, kill and outage tests and the longest Ray sweeps: more than the
+# 15 minutes `make test` may take.
 test-cluster: setup
 	$(BIN)/python -m pytest -q -m cluster $(PYTEST_ARGS)
 

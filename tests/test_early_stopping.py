@@ -13,7 +13,7 @@ from tests.conftest import EXPERIMENTS
 EXPERIMENT = EXPERIMENTS / "tiny_asha.py"
 
 
-@pytest.mark.slow
+@pytest.mark.cluster
 def test_asha_stops_some_trials_and_fit_leaves_them_out(ray_session, tmp_path, data_cache,
                                                           monkeypatch, capsys):
     monkeypatch.setenv("QUOKKA_TEST_CACHE", str(data_cache))

@@ -72,7 +72,7 @@ def own_cluster(tmp_path_factory):
         shutil.rmtree(ray_temp, ignore_errors=True)
 
 
-@pytest.mark.slow
+@pytest.mark.cluster
 def test_job_submit_runs_an_experiment(own_cluster, tmp_path, data_cache):
     address, env = own_cluster
     workdir = tmp_path / "project"
@@ -96,7 +96,7 @@ def test_job_submit_runs_an_experiment(own_cluster, tmp_path, data_cache):
     assert runs and all(r.info.status == "FINISHED" for r in runs)
 
 
-@pytest.mark.slow
+@pytest.mark.cluster
 def test_relative_paths_in_a_job_are_refused(own_cluster, tmp_path, data_cache):
     address, env = own_cluster
     workdir = tmp_path / "project"

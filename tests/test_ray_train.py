@@ -19,7 +19,7 @@ def _steps(capsys, argv) -> list[dict]:
             if line.startswith("{")]
 
 
-@pytest.mark.slow
+@pytest.mark.cluster
 def test_one_and_two_ray_train_workers_follow_one_trajectory(ray_session, tmp_path, data_cache,
                                                              monkeypatch, capsys):
     monkeypatch.setenv("QUOKKA_TEST_CACHE", str(data_cache))
@@ -33,7 +33,7 @@ def test_one_and_two_ray_train_workers_follow_one_trajectory(ray_session, tmp_pa
         assert b["tokens"] == a["tokens"]
 
 
-@pytest.mark.slow
+@pytest.mark.cluster
 def test_a_diverged_run_is_marked_and_not_retried(ray_session, tmp_path, data_cache, monkeypatch,
                                                    capsys):
     monkeypatch.setenv("QUOKKA_TEST_CACHE", str(data_cache))
