@@ -16,8 +16,10 @@ EXPERIMENTS = Path(__file__).resolve().parent / "experiments"
 def ray_session():
     import ray
 
+    from quokka_ray.sweep.driver import start_local_ray
+
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    ray.init(address="local", num_cpus=2, include_dashboard=True, log_to_driver=False)
+    start_local_ray(num_cpus=2, log_to_driver=False)
     yield ray
     ray.shutdown()
 

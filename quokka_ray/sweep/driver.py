@@ -138,6 +138,25 @@ def run_experiment(experiment: Experiment, trials: list[TrialSpec], *,
 def _start_ray(address: str | None) -> None:
     import ray
 
-    # "local" starts a private cluster even when another one runs on this machine.
-    if not ray.is_initialized():
-        ray.init(address=address or os.environ.get("RAY_ADDRESS") or "local")
+    if ray.is_initialized():
+        return
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address)
+    else:
+        start_local_ray()
+
+
+def start_local_ray(**init_args) -> None:
+    """A private Ray cluster on this machine, even when another one runs here. Its processes
+    are told where its dashboard is: Ray Train's placement-group cleaner asks the State API,
+    which would otherwise guess among every Ray cluster on the machine, fail, and leave a
+    stopped trial's workers' CPUs reserved for good."""
+    import ray
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1",
+             dashboard_port=port, runtime_env={"env_vars": {
+                 "RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}}, **init_args)

@@ -53,7 +53,9 @@ def run_single(cfg: TrainConfig, *, workers: int | tuple[int, int], use_gpu: boo
     prepare_shards(cfg.data)
     allow_slow_worker_start()
     if not ray.is_initialized():
-        ray.init(address="local")
+        from quokka_ray.sweep.driver import start_local_ray
+
+        start_local_ray()
     with tempfile.TemporaryDirectory(prefix="quokka-train-") as folder:
         steps_file = Path(folder) / "steps.jsonl"
         trainer = TorchTrainer(

@@ -100,7 +100,9 @@ def train(
                    "val_loss": _validate(model, validation, cfg, mask_id, compute)}
         if bytes_per_token:
             metrics["val_bpb"] = metrics["val_loss"] / math.log(2) / bytes_per_token
-        tracker.log_metrics({k: v for k, v in metrics.items() if k != "step"}, step=state.step)
+        # train_loss of this step is already logged with the step's other metrics.
+        tracker.log_metrics({k: v for k, v in metrics.items() if k not in ("step", "train_loss")},
+                            step=state.step)
         tracker.flush()
         return metrics
 

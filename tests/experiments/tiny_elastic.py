@@ -12,8 +12,9 @@ from quokka_ray.sweep import (
 )
 
 experiment = Experiment(
-    study=FixedStudy(model_sizes=[55_000], tokens=[8 * 32 * 200]),
-    hyperparameters=Hyperparameters(lr=3e-3, batch_sequences=8),
+    study=FixedStudy(model_sizes=[55_000], tokens=[8 * 32 * 120]),
+    # A gentle learning rate: 1 and 2 workers round differently, and a steep one amplifies it.
+    hyperparameters=Hyperparameters(lr=1e-3, batch_sequences=8),
     data=DataConfig(seq_len=32, max_corpus_bytes=200_000, validation_sequences=16,
                     cache_dir=os.environ.get("QUOKKA_TEST_CACHE", ".quokka_cache")),
     resources=Resources(workers_per_trial=(1, 2)),
