@@ -47,5 +47,5 @@ def run_ray_train_benchmark(cfg: TrainConfig, storage_path: str) -> dict[str, fl
               "ratio": plain / under_ray, "startup_s": startup}
     print(f"steady-state step: plain loop {plain * 1e3:.2f} ms, under Ray Train "
           f"{under_ray * 1e3:.2f} ms (plain / Ray Train = {plain / under_ray:.3f}); "
-          f"from fit() to the end of the first step's start: {startup:.1f} s")
+          f"from fit() to the start of the first training step: {startup:.1f} s")
     return result
