@@ -1,6 +1,6 @@
 """`quokka bench ray-train`: what Ray Train costs a run on this machine. The same trial's
 steady-state step time in the plain loop (one process, no Ray) and under Ray Train (one
-worker), and the time from `TorchTrainer.fit()` to the end of the first training step."""
+worker), and the time from `TorchTrainer.fit()` to the start of the first training step."""
 
 from __future__ import annotations
 
