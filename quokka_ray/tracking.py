@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,7 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from quokka_ray import __version__
+from quokka_ray.reachability import unreachable_reason
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 TRIAL_TAG = "quokka.trial"
@@ -62,16 +62,13 @@ def git_commit(folder: Path | None = None) -> str:
 def check_reachable(tracking_uri: str, timeout_s: float = 5.0) -> None:
     """Raise ConnectionError (one line) if an http(s) tracking server does not answer: MLflow's
     own client would retry for minutes, after Ray had started."""
-    url = urlparse(tracking_uri)
-    if url.scheme not in ("http", "https"):
+    scheme = urlparse(tracking_uri).scheme
+    if scheme not in ("http", "https"):
         return
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        socket.create_connection((url.hostname, port), timeout=timeout_s).close()
-    except OSError as err:
-        reason = err.strerror or type(err).__name__
+    reason = unreachable_reason(tracking_uri, 443 if scheme == "https" else 80, timeout_s)
+    if reason:
         raise ConnectionError(f"MLflow tracking server {tracking_uri} is unreachable ({reason}): "
-                              "start it, or pass another --tracking-uri") from None
+                              "start it, or pass another --tracking-uri")
 
 
 def store_exists(tracking_uri: str) -> bool:

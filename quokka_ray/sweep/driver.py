@@ -10,10 +10,10 @@ import os
 import socket
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import urlparse
 
 from quokka_ray.config import ConfigError
 from quokka_ray.data import prepare_shards, read_manifest, shard_dir, with_root
+from quokka_ray.reachability import unreachable_reason
 from quokka_ray.sweep.checks import check_corpus, corpus_from_manifest
 from quokka_ray.sweep.grid import TrialSpec
 from quokka_ray.sweep.spec import Experiment
@@ -72,15 +72,10 @@ def check_ray_address(address: str | None, timeout_s: float = 5.0) -> None:
     would retry for many minutes before it gave up."""
     if address in (None, "", "local", "auto"):
         return
-    url = urlparse(address if "://" in address else f"ray://{address}")
-    if url.hostname is None or url.port is None:
-        return  # a form Ray resolves itself
-    try:
-        socket.create_connection((url.hostname, url.port), timeout=timeout_s).close()
-    except OSError as err:
-        raise ConnectionError(f"Ray cluster at {address} is unreachable "
-                              f"({err.strerror or type(err).__name__}): start it, or pass "
-                              "another --address (or none, for a local cluster)") from None
+    reason = unreachable_reason(address, timeout_s=timeout_s)
+    if reason:
+        raise ConnectionError(f"Ray cluster at {address} is unreachable ({reason}): start it, "
+                              "or pass another --address (or none, for a local cluster)")
 
 
 def run_experiment(experiment: Experiment, trials: list[TrialSpec], *,

@@ -62,10 +62,10 @@ class TrialOutcomes(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._say(trial, "FAILED", f"(see {trial.local_path})")
-        run_id = MlflowStore(self.context.tracking_uri).find_trial_run(
-            self.context.experiment.name, self._name(trial))
+        store = MlflowStore(self.context.tracking_uri)
+        run_id = store.find_trial_run(self.context.experiment.name, self._name(trial))
         if run_id:
-            MlflowStore(self.context.tracking_uri).end_run(run_id, "FAILED", outcome="failed")
+            store.end_run(run_id, "FAILED", outcome="failed")
 
 
 def default_concurrency(experiment: Experiment) -> int | None:
