@@ -8,17 +8,13 @@ is unbounded, so training and validation draw t from [t_min, 1] with t_min = DEF
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 
 import torch
 
-DEFAULT_T_MIN = 1e-3
-"""Lower end of t. w(t) ~ 1/t makes the loss estimator's variance grow like log(1/t_min);
-leaving out [0, t_min) changes the expected loss by about t_min times the per-token
-cross-entropy with one token masked (~0.1%), far below the run-to-run noise."""
+from .config import DEFAULT_T_MIN, schedule_power
 
-VALID_NAMES = "'linear', 'polyK' for an integer K >= 1 (e.g. 'poly2', 'poly3'), 'cosine'"
+__all__ = ["DEFAULT_T_MIN", "CosineSchedule", "PolynomialSchedule", "Schedule", "get_schedule"]
 
 
 class Schedule:
@@ -73,11 +69,5 @@ class CosineSchedule(Schedule):
 
 def get_schedule(name: str) -> Schedule:
     """'linear', 'polyK' (K >= 1) or 'cosine'; anything else raises ValueError."""
-    if name == "linear":
-        return PolynomialSchedule(power=1, name="linear")
-    if name == "cosine":
-        return CosineSchedule()
-    match = re.fullmatch(r"poly([1-9][0-9]*)", name)
-    if match:
-        return PolynomialSchedule(power=int(match.group(1)), name=name)
-    raise ValueError(f"unknown schedule {name!r}; valid: {VALID_NAMES}")
+    power = schedule_power(name)
+    return CosineSchedule() if power is None else PolynomialSchedule(power=power, name=name)

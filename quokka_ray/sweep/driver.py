@@ -142,6 +142,14 @@ def _start_ray(address: str | None) -> None:
         start_local_ray()
 
 
+#: Ray Train settings for a cluster private to this machine. Nothing preempts it, so Train's
+#: preemption watcher (one more actor process per run, started as the run starts) is left
+#: out; its controller polls the workers every 0.5 s instead of 2 s, so a finished run's
+#: slot is free sooner (the poll is a cheap call to a handful of local workers).
+LOCAL_TRAIN_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+                   "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5"}
+
+
 def start_local_ray(**init_args) -> None:
     """A private Ray cluster on this machine, even when another one runs here. Its processes
     are told where its dashboard is: Ray Train's placement-group cleaner asks the State API,
@@ -152,6 +160,11 @@ def start_local_ray(**init_args) -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    # Train reads its settings in the process that calls fit(): this one (`quokka train`) or
+    # a Tune trial's, which takes the job's environment.
+    for name, value in LOCAL_TRAIN_ENV.items():
+        os.environ.setdefault(name, value)
+    env = {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}
+    env.update({name: os.environ[name] for name in LOCAL_TRAIN_ENV})
     ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1",
-             dashboard_port=port, runtime_env={"env_vars": {
-                 "RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}}, **init_args)
+             dashboard_port=port, runtime_env={"env_vars": env}, **init_args)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass
-from functools import partial
 
 from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
@@ -23,6 +22,7 @@ from quokka_ray.sweep.spec import Experiment
 from quokka_ray.tracking import MlflowRunTracker, MlflowStore
 from quokka_ray.train.config import TrainConfig
 from quokka_ray.train.ray_worker import train_loop_per_worker
+from quokka_ray.train.tracker import TrackerFactory
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,9 @@ def run_trial(config: dict, context: SweepContext) -> None:
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"train": train,
-                           "tracker_factory": partial(MlflowRunTracker, context.tracking_uri, run_id)},
+                           "tracker_factory": TrackerFactory(
+                               "quokka_ray.tracking", MlflowRunTracker.__name__,
+                               (context.tracking_uri, run_id))},
         scaling_config=ScalingConfig(num_workers=resources.workers_per_trial,
                                      use_gpu=resources.use_gpu,
                                      resources_per_worker={"CPU": resources.cpus_per_worker}),

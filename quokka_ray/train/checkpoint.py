@@ -10,13 +10,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.distributed.checkpoint as dcp
-from torch.distributed.checkpoint.state_dict import (
-    get_model_state_dict,
-    get_state_dict,
-    set_model_state_dict,
-    set_state_dict,
-)
+
+# torch.distributed.checkpoint is imported by each function, not with the module: its import
+# (DTensor, sympy: about 0.8 s) would otherwise delay a single-worker run's first step.
 
 TRAIN_STATE = "train_state.json"
 
@@ -31,6 +27,9 @@ class TrainState:
 
 def save(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
          state: TrainState, rank: int) -> None:
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+
     model_state, optim_state = get_state_dict(model, optimizer)
     dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=str(folder))
     if rank == 0:
@@ -39,12 +38,18 @@ def save(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
 
 def load_model(folder: Path, model: torch.nn.Module) -> None:
     """The model's weights alone (for sampling): DCP reads only the keys asked for."""
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, set_model_state_dict
+
     model_state = get_model_state_dict(model)
     dcp.load({"model": model_state}, checkpoint_id=str(folder))
     set_model_state_dict(model, model_state)
 
 
 def load(folder: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> TrainState:
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
     model_state, optim_state = get_state_dict(model, optimizer)
     state_dict = {"model": model_state, "optim": optim_state}
     dcp.load(state_dict, checkpoint_id=str(folder))

@@ -8,17 +8,19 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-import ray.train
-import ray.train.torch
-
 from quokka_ray.train.config import TrainConfig
-from quokka_ray.train.loop import Diverged, train
 from quokka_ray.train.tracker import NullTracker, Tracker
 
 
 def train_loop_per_worker(loop_config: dict) -> None:
     """`loop_config`: {"train": TrainConfig, "tracker_factory": callable returning a Tracker,
     or None}. The tracker is made on rank 0 only."""
+    # Imported here, not with the module: Ray Train's controller unpickles this function and
+    # would otherwise import torch and the whole loop for nothing (seconds per trial).
+    import ray.train.torch
+
+    from quokka_ray.train.loop import Diverged, train
+
     cfg: TrainConfig = loop_config["train"]
     tracker_factory: Callable[[], Tracker] | None = loop_config.get("tracker_factory")
     context = ray.train.get_context()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
+from importlib import import_module
 from pathlib import Path
 from typing import Protocol
 
@@ -47,3 +49,18 @@ class JsonLinesTracker:
 
     def flush(self) -> None:
         pass
+
+
+@dataclass(frozen=True)
+class TrackerFactory:
+    """Makes the tracker `module.name(*args)` when called. It names the tracker's class
+    instead of holding it, so that unpickling a trial's config (in Ray Train's controller and
+    on every worker) imports nothing: only rank 0, which calls it, imports the tracker's
+    module (MLflow's takes seconds)."""
+
+    module: str
+    name: str
+    args: tuple = ()
+
+    def __call__(self) -> Tracker:
+        return getattr(import_module(self.module), self.name)(*self.args)
