@@ -30,7 +30,7 @@ CHANGES = {
     Hyperparameters: {"lr": 1e-3, "weight_decay": 0.0, "batch_sequences": 4,
                       "lr_schedule": "wsd", "warmup_fraction": 0.1, "decay_fraction": 0.3,
                       "min_lr_ratio": 0.0, "betas": (0.9, 0.99), "eps": 1e-6,
-                      "grad_clip_norm": 0.5},
+                      "grad_clip_norm": 0.5, "warmup_steps": 3},
     ObjectiveConfig: {"kind": "ar", "kernel": "uniform", "schedule": "cosine", "loss": "maskgit",
                       "timesteps": "antithetic", "t_min": 0.02, "curriculum_width": 0.3},
     DataConfig: {"source": "corpus.jsonl", "text_field": "content", "tokenizer": "gpt2",
@@ -112,7 +112,7 @@ def test_train_config_has_no_setting_outside_the_name():
     digested = {"model", "objective", "data", "hyperparameters", "evaluation", "total_steps",
                 "seed"}
     not_results = {"micro_batch_sequences", "checkpoint_every_steps", "cpu_threads_per_worker",
-                   "log_every_steps", "performance"}
+                   "log_every_steps", "performance", "checkpoint_at_steps"}
     assert {f.name for f in dataclasses.fields(TrainConfig)} == digested | not_results
     settings = plan_trials(load_experiment(BASE))[0].settings
     assert {"model", "objective", "data", "hyperparameters", "evaluation", "seed",

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from quokka_ray.config import ConfigError
 from quokka_ray.data import prepare_shards
@@ -16,6 +17,9 @@ from quokka_ray.sweep.grid import TrialSpec, train_config
 from quokka_ray.sweep.spec import Experiment
 from quokka_ray.sweep.trial import allow_slow_worker_start
 from quokka_ray.train.config import TrainConfig
+
+if TYPE_CHECKING:
+    from ray.train import Checkpoint
 
 
 def single_run_config(experiment: Experiment, trials: list[TrialSpec], trial: str | None,
@@ -43,6 +47,24 @@ def run_single(cfg: TrainConfig, *, workers: int | tuple[int, int], use_gpu: boo
     """Train `cfg` under Ray Train on `workers` workers (an elastic run for (min, max), which
     checks for room to grow every `resize_check_s`); the metrics of every logged step, in the
     order they were logged (a step trained again after a restart appears again)."""
+    return train_run(cfg, workers=workers, use_gpu=use_gpu, cpus_per_worker=cpus_per_worker,
+                     storage_path=storage_path, name=name, max_failures=max_failures,
+                     resize_check_s=resize_check_s).rows
+
+
+@dataclass
+class TrainedRun:
+    rows: list[dict]
+    """The metrics of every logged step, in the order they were logged."""
+    checkpoints: dict[int, Checkpoint]
+    """The run's checkpoints by step."""
+
+
+def train_run(cfg: TrainConfig, *, workers: int | tuple[int, int], use_gpu: bool,
+              cpus_per_worker: float, storage_path: str, name: str, max_failures: int = 2,
+              resize_check_s: float = 60.0, start_from: Checkpoint | None = None) -> TrainedRun:
+    """`run_single`, optionally starting from another run's checkpoint (`start_from`: the
+    steps before it are not trained again), keeping every checkpoint the run takes."""
     import ray
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -60,7 +82,7 @@ def run_single(cfg: TrainConfig, *, workers: int | tuple[int, int], use_gpu: boo
         steps_file = Path(folder) / "steps.jsonl"
         trainer = TorchTrainer(
             train_loop_per_worker,
-            train_loop_config={"train": cfg,
+            train_loop_config={"train": cfg, "start_from": start_from,
                                "tracker_factory": partial(JsonLinesTracker, str(steps_file))},
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
                                          resources_per_worker={"CPU": cpus_per_worker},
@@ -68,7 +90,9 @@ def run_single(cfg: TrainConfig, *, workers: int | tuple[int, int], use_gpu: boo
             run_config=RunConfig(name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
                                  storage_path=storage_path,
                                  failure_config=FailureConfig(max_failures=max_failures)))
-        trainer.fit()
-        if not steps_file.exists():
-            return []
-        return [json.loads(line) for line in steps_file.read_text().splitlines()]
+        result = trainer.fit()
+        rows = ([json.loads(line) for line in steps_file.read_text().splitlines()]
+                if steps_file.exists() else [])
+    checkpoints = {int(metrics["step"]): checkpoint
+                   for checkpoint, metrics in result.best_checkpoints}
+    return TrainedRun(rows, checkpoints)

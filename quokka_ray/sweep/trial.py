@@ -84,6 +84,7 @@ def trial_params(spec: TrialSpec, train: TrainConfig, context: SweepContext) -> 
         "batch_tokens": train.batch_tokens, "steps": train.total_steps,
         "lr": hyper.lr, "weight_decay": hyper.weight_decay, "lr_schedule": hyper.lr_schedule,
         "warmup_fraction": hyper.warmup_fraction, "decay_fraction": hyper.decay_fraction,
+        "warmup_steps": "" if hyper.warmup_steps is None else hyper.warmup_steps,
         "min_lr_ratio": hyper.min_lr_ratio,
         "n_layers": spec.model.n_layers, "d_model": spec.model.d_model,
         "n_heads": spec.model.n_heads, "ffn_hidden": spec.model.ffn_hidden,

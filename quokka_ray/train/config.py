@@ -40,6 +40,10 @@ class Hyperparameters:
     """'cosine', 'wsd' (warmup-stable-decay) or 'constant' (after warmup)."""
     warmup_fraction: Annotated[float, Searchable] = 0.05
     """Fraction of the steps spent warming up linearly from 0."""
+    warmup_steps: int | None = None
+    """Warmup in steps, instead of warmup_fraction of each run's steps: runs of different
+    lengths then share their first steps exactly, so that the decays of a warmup-stable-decay
+    schedule can branch from one stable phase."""
     decay_fraction: Annotated[float, Searchable] = 0.2
     """'wsd' only: the final fraction of the steps over which the rate decays linearly."""
     min_lr_ratio: Annotated[float, Searchable] = 0.1
@@ -68,6 +72,14 @@ class Hyperparameters:
                     require(ok(v), f"Hyperparameters.{name}", v, expected)
         require(all(0 <= b < 1 for b in self.betas), "Hyperparameters.betas", self.betas,
                 "two values in [0, 1)")
+        require(self.warmup_steps is None or self.warmup_steps >= 0,
+                "Hyperparameters.warmup_steps", self.warmup_steps, "None or steps >= 0")
+
+    def warmup(self, total_steps: int) -> int:
+        """Warmup steps of a run of `total_steps`."""
+        if self.warmup_steps is not None:
+            return self.warmup_steps
+        return int(self.warmup_fraction * total_steps)
 
     @property
     def searched(self) -> tuple[str, ...]:
@@ -164,6 +176,9 @@ class TrainConfig:
     cpu_threads_per_worker: int
     performance: PerformanceConfig = PerformanceConfig()
     log_every_steps: int = 1
+    checkpoint_at_steps: tuple[int, ...] = ()
+    """Steps checkpointed besides every checkpoint_every_steps: where the decays of a
+    warmup-stable-decay schedule branch from its stable phase."""
 
     def __post_init__(self) -> None:
         if self.hyperparameters.searched:

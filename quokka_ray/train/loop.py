@@ -158,7 +158,8 @@ def train(
             state.step += 1
             pending.append((state.step, lr, totals, max_logit, grad_norm, time.perf_counter() - t0))
             final = state.step == cfg.total_steps
-            save = final or state.step % cfg.checkpoint_every_steps == 0
+            save = (final or state.step % cfg.checkpoint_every_steps == 0
+                    or state.step in cfg.checkpoint_at_steps)
             every = cfg.evaluation.eval_every_steps
             evaluating = save or bool(every and state.step % every == 0)
             if not (evaluating or state.step % cfg.log_every_steps == 0):

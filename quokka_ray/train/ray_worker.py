@@ -14,7 +14,9 @@ from quokka_ray.train.tracker import NullTracker, Tracker
 
 def train_loop_per_worker(loop_config: dict) -> None:
     """`loop_config`: {"train": TrainConfig, "tracker_factory": callable returning a Tracker,
-    or None}. The tracker is made on rank 0 only."""
+    or None, "start_from": a ray.train.Checkpoint to start from, or None}. The tracker is made
+    on rank 0 only. A run restarted by Ray resumes from its own last checkpoint; a new run
+    starts from "start_from" (a branch of another run) if given, else from scratch."""
     # Imported here, not with the module: Ray Train's controller unpickles this function and
     # would otherwise import torch and the whole loop for nothing (seconds per trial).
     import ray.train.torch
@@ -36,7 +38,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     run = partial(train, cfg, rank=rank, world_size=context.get_world_size(),
                   device=ray.train.torch.get_device(), report=report, tracker=tracker)
     try:
-        resume = ray.train.get_checkpoint()
+        resume = ray.train.get_checkpoint() or loop_config.get("start_from")
         if resume is None:
             run()
             return

@@ -1,0 +1,93 @@
+"""Warmup-stable-decay ladders: runs of one model and data that differ only in length share one
+stable phase, trained once, and each branches into its own decay from the stable phase's
+checkpoint at the step where that decay starts. A branch trains exactly what the same run
+trained from scratch would (same seed, data order and noise, all keyed by step), so a ladder of
+lengths costs about its longest stable phase plus the decays instead of the sum of full runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from quokka_ray.config import ConfigError
+from quokka_ray.train.config import TrainConfig
+from quokka_ray.train.lr_schedule import wsd_decay_start
+
+
+@dataclass(frozen=True)
+class Ladder:
+    stable: TrainConfig
+    """The stable phase: constant rate after the shared warmup, checkpointed at every branch
+    point, as long as the latest branch point."""
+    branches: tuple[TrainConfig, ...]
+    """One warmup-stable-decay run per length, shortest first."""
+
+    def branch_point(self, branch: TrainConfig) -> int:
+        """The step of the stable phase that `branch` starts from."""
+        return wsd_decay_start(branch.total_steps, branch.hyperparameters)
+
+    @property
+    def steps_trained(self) -> int:
+        """Optimizer steps the ladder trains: the stable phase plus each decay."""
+        return self.stable.total_steps + sum(
+            b.total_steps - self.branch_point(b) for b in self.branches)
+
+    @property
+    def steps_from_scratch(self) -> int:
+        """Optimizer steps of the same runs, each trained from scratch."""
+        return sum(b.total_steps for b in self.branches)
+
+
+def ladder(base: TrainConfig, lengths: list[int]) -> Ladder:
+    """The ladder of `base`'s model, data and hyperparameters at each of `lengths` (steps).
+    Every branch warms up for the shortest one's warmup steps (a warmup in steps, so that all
+    share their first steps); `base`'s warmup_fraction and decay_fraction set it."""
+    if not lengths or min(lengths) < 1:
+        raise ConfigError(f"ladder lengths: expected positive step counts, got {lengths}")
+    if base.objective.timesteps == "curriculum":
+        # Its timestep window moves with progress = step / total steps: runs of different
+        # lengths differ from the first step, so nothing can be shared.
+        raise ConfigError("ObjectiveConfig.timesteps: 'curriculum' depends on a run's length; "
+                          "a ladder needs 'uniform' or 'antithetic'")
+    lengths = sorted(set(lengths))
+    hyper = base.hyperparameters
+    warmup = hyper.warmup(lengths[0])
+    branches = tuple(
+        replace(base, total_steps=n,
+                hyperparameters=replace(hyper, lr_schedule="wsd", warmup_steps=warmup))
+        for n in lengths)
+    points = [wsd_decay_start(b.total_steps, b.hyperparameters) for b in branches]
+    if min(points) < warmup:
+        raise ConfigError(
+            f"Hyperparameters.decay_fraction: {hyper.decay_fraction} makes the shortest run "
+            f"({lengths[0]} steps) decay from step {min(points)}, inside its {warmup}-step "
+            "warmup; a ladder branches after the warmup")
+    stable = replace(base, total_steps=max(points), checkpoint_at_steps=tuple(sorted(set(points))),
+                     hyperparameters=replace(hyper, lr_schedule="constant", warmup_steps=warmup))
+    return Ladder(stable=stable, branches=branches)
+
+
+@dataclass
+class LadderResult:
+    stable_rows: list[dict]
+    branch_rows: list[list[dict]]
+    """The logged steps of each branch (its decay only), in the order of Ladder.branches."""
+
+
+def run_ladder(plan: Ladder, *, storage_path: str, name: str, workers: int = 1,
+               use_gpu: bool = False, cpus_per_worker: float = 1.0) -> LadderResult:
+    """Train the stable phase once under Ray Train, then each branch from its checkpoint."""
+    from quokka_ray.sweep.single_run import train_run
+
+    run = dict(workers=workers, use_gpu=use_gpu, cpus_per_worker=cpus_per_worker,
+               storage_path=storage_path)
+    stable = train_run(plan.stable, name=f"{name}-stable", **run)
+    branch_rows = []
+    for branch in plan.branches:
+        point = plan.branch_point(branch)
+        start = stable.checkpoints.get(point) if point > 0 else None
+        if point > 0 and start is None:
+            raise RuntimeError(f"{name}: the stable phase kept no checkpoint at step {point} "
+                               f"(it kept {sorted(stable.checkpoints)})")
+        branch_rows.append(train_run(branch, name=f"{name}-{branch.total_steps}",
+                                     start_from=start, **run).rows)
+    return LadderResult(stable.rows, branch_rows)
