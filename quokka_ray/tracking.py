@@ -30,6 +30,15 @@ PLAN_DIGEST_TAG = "quokka.plan_digest"
 OUTCOME_TAG = "quokka.outcome"
 """How a trial ended: finished, stopped_early (by ASHA) or failed."""
 PLAN_ARTIFACT = "plan.json"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+"""The MLflow UI opens an experiment without this kind in its GenAI view (traces), where a
+sweep's runs do not show."""
+NOTE_TAG = "mlflow.note.content"
+"""A run's description in the MLflow UI (Markdown)."""
+NOTE_COLUMNS = {"non_embedding_params": "N", "tokens": "D", "flops": "C",
+                "objective": "objective", "final_loss": "final loss", "val_loss": "val loss",
+                "outcome": "outcome"}
 
 
 def is_relative_sqlite(uri: str) -> bool:
@@ -91,7 +100,8 @@ class MlflowStore:
             return experiment.experiment_id
         if not create:
             return None
-        return self.client.create_experiment(name, artifact_location=self._artifact_location(name))
+        return self.client.create_experiment(name, artifact_location=self._artifact_location(name),
+                                             tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
 
     def _artifact_location(self, name: str) -> str | None:
         """Beside a SQLite store, as an absolute folder: MLflow's default is relative to the
@@ -134,6 +144,12 @@ class MlflowStore:
         self.client.log_batch(run.info.run_id, params=_params(params))
         self.client.log_dict(run.info.run_id, plan, PLAN_ARTIFACT)
         return run.info.run_id
+
+    def describe_sweep(self, run_id: str, experiment_name: str) -> None:
+        """The sweep run's description in the MLflow UI: a table of its trials, and where its
+        laws and plots go."""
+        self.client.set_tag(run_id, NOTE_TAG, sweep_note(self.trial_runs(experiment_name),
+                                                         experiment_name))
 
     def trial_run(self, experiment_name: str, parent_run_id: str, trial_name: str,
                   params: dict[str, object]) -> str:
@@ -234,6 +250,31 @@ class MlflowRunTracker:
         while self._buffer:
             batch, self._buffer = self._buffer[:1000], self._buffer[1000:]
             self.client.log_batch(self.run_id, metrics=batch)
+
+
+def sweep_note(trials: pd.DataFrame, experiment_name: str) -> str:
+    """Markdown: one row per trial with N, D, C, objective, final and validation loss."""
+    lines = [f"Sweep `{experiment_name}`: {len(trials)} trials. `quokka fit` fits its laws; "
+             "the plots and the report are logged to a fit run nested under this run.", "",
+             "| trial | " + " | ".join(NOTE_COLUMNS.values()) + " |",
+             "|---" * (len(NOTE_COLUMNS) + 1) + "|"]
+    for row in trials.sort_values("trial_name").to_dict("records") if len(trials) else []:
+        row["objective"] = "-".join(str(row.get(k, "")) for k in ("kind", "kernel", "schedule",
+                                                                  "loss", "timesteps")
+                                    if row.get("kind") == "dlm" or k == "kind")
+        cells = [_cell(row.get(key)) for key in NOTE_COLUMNS]
+        lines.append(f"| {row['trial_name']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return f"{number:.4g}"
 
 
 def _params(params: dict[str, object]):

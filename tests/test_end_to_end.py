@@ -33,6 +33,14 @@ def test_sweep_records_runs_and_fits_laws(ray_session, tmp_path, data_cache, mon
     children = [r for r in runs if r.data.tags.get("quokka.role") == "trial"]
     assert len(parents) == 1  # the resumed sweep continues in its own run
     assert parents[0].info.status == "FINISHED"
+    # The MLflow UI opens on the runs (not its GenAI view) and the sweep's description lists
+    # every trial with N, D, C, objective and final loss.
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    note = parents[0].data.tags["mlflow.note.content"]
+    assert "| trial | N | D | C | objective | final loss |" in note
+    for run in [r for r in runs if r.data.tags.get("quokka.role") == "trial"]:
+        row = next(line for line in note.splitlines() if run.data.tags["quokka.trial"] in line)
+        assert f"{run.data.metrics['final_loss']:.4g}" in row and "| dlm-masked-" in row
     assert sorted(r.data.tags["quokka.trial"] for r in children) == sorted(t.name for t in trials)
     for run in children:
         assert run.info.status == "FINISHED"

@@ -125,6 +125,7 @@ def run_experiment(experiment: Experiment, trials: list[TrialSpec], *,
         results = run_sweep(experiment, trials, context, experiment_path)
         finished, failed = summarize(results)
         status = "FINISHED" if failed == 0 else "FAILED"
+        store.describe_sweep(parent, experiment.name)
     finally:
         store.end_run(parent, status)
     return SweepOutcome(experiment.name, uri, storage, parent, finished, failed)
