@@ -24,7 +24,11 @@ def test_sweep_records_runs_and_fits_laws(ray_session, tmp_path, data_cache, mon
 
     assert main(["run", str(EXPERIMENT), *args]) == 0
     assert main(["run", str(EXPERIMENT), *args]) == 0
-    assert "resuming the sweep" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "resuming the sweep" in printed
+    # One line per trial event, with the sweep's progress and the time left.
+    assert f"| 1/{len(trials)} done, " in printed and " left] " in printed
+    assert "Configuration for experiment" not in printed and "tensorboard" not in printed
 
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("tiny_isoflop")

@@ -4,6 +4,7 @@ outcome of every trial (finished, stopped early, failed) recorded on its MLflow 
 
 from __future__ import annotations
 
+import os
 import time
 from functools import partial
 
@@ -24,48 +25,93 @@ class TrialOutcomes(tune.Callback):
     KILLED and tagged stopped_early; one whose loss diverged, or that raised, FAILED (tagged
     diverged or failed). `quokka fit` fits only the finished ones."""
 
-    def __init__(self, context: SweepContext):
+    def __init__(self, context: SweepContext, total_trials: int):
         self.context = context
-        self.started = time.monotonic()
+        self.progress = SweepProgress(total_trials)
 
-    def _say(self, trial, event: str, extra: str = "") -> None:
-        elapsed = time.monotonic() - self.started
-        print(f"[quokka {elapsed:7.1f}s] {self._name(trial)} {event} {extra}".rstrip(), flush=True)
+    def setup(self, **info):
+        # Also after a restore, which brings back this callback as pickled by the last driver.
+        self.progress.reset()
+
+    def _say(self, trials, trial, event: str, extra: str = "", ended: bool = False) -> None:
+        done = {t.trial_id for t in trials if t.status in ("TERMINATED", "ERROR")}
+        if ended:
+            done.add(trial.trial_id)
+        running = {t.trial_id for t in trials if t.status == "RUNNING"} - done
+        if not ended and trial.trial_id not in done:
+            running.add(trial.trial_id)
+        line = self.progress.line(len(done), len(running))
+        print(f"[quokka {line}] {self._name(trial)} {event} {extra}".rstrip(), flush=True)
 
     def _name(self, trial) -> str:
         return resolve(trial.config, self.context)[2] if "trial" in trial.config else trial.trial_id
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self._say(trial, "started")
+        self._say(trials, trial, "started")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         parts = [f"{k}={result[k]:.4g}" for k in ("step", "train_loss", "val_loss") if k in result]
-        self._say(trial, "reported", " ".join(parts))
+        self._say(trials, trial, "reported", " ".join(parts))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         _, train, name = resolve(trial.config, self.context)
+        say = partial(self._say, trials, trial, ended=True)
         step = int((trial.last_result or {}).get("step", 0))
         store = MlflowStore(self.context.tracking_uri)
         run_id = store.find_trial_run(self.context.experiment.name, name)
         if (trial.last_result or {}).get("diverged"):
-            self._say(trial, "DIVERGED", f"at step {step}: the loss is not finite; not retried")
+            say("DIVERGED", f"at step {step}: the loss is not finite; not retried")
             if run_id:
                 store.end_run(run_id, "FAILED", outcome="diverged")
         elif step >= train.total_steps:
-            self._say(trial, "finished")
+            say("finished")
             if run_id:
                 store.end_run(run_id, "FINISHED", outcome="finished")
         else:
-            self._say(trial, "stopped early", f"at step {step} of {train.total_steps}")
+            say("stopped early", f"at step {step} of {train.total_steps}")
             if run_id:
                 store.end_run(run_id, "KILLED", outcome="stopped_early")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._say(trial, "FAILED", f"(see {trial.local_path})")
+        self._say(trials, trial, "FAILED", f"(see {trial.local_path})", ended=True)
         store = MlflowStore(self.context.tracking_uri)
         run_id = store.find_trial_run(self.context.experiment.name, self._name(trial))
         if run_id:
             store.end_run(run_id, "FAILED", outcome="failed")
+
+
+class SweepProgress:
+    """How far a sweep is: trials done, running and waiting, and the time left estimated from
+    the pace of the trials done since this driver started (its elapsed time per trial done,
+    times the trials left): a resumed sweep's earlier trials do not count towards the pace."""
+
+    def __init__(self, total: int, clock=time.monotonic):
+        self.total, self.clock = total, clock
+        self.reset()
+
+    def reset(self) -> None:
+        self.begun = self.clock()
+        self.done_before: int | None = None
+
+    def line(self, done: int, running: int) -> str:
+        if self.done_before is None:
+            self.done_before = done
+        elapsed = self.clock() - self.begun
+        done_here = done - self.done_before
+        waiting = max(0, self.total - done - running)
+        eta = ("time left unknown" if done_here <= 0 else
+               f"about {_duration(elapsed / done_here * (self.total - done))} left")
+        return (f"{_duration(elapsed)} | {done}/{self.total} done, {running} running, "
+                f"{waiting} waiting, {eta}")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def default_concurrency(experiment: Experiment) -> int | None:
@@ -108,6 +154,11 @@ def run_sweep(experiment: Experiment, trials: list[TrialSpec], context: SweepCon
     trainable = tune.with_resources(partial(run_trial, context=context),
                                     resources={"cpu": 0, "memory": 1e6})
     tune_root = experiment_path.rsplit("/", 1)[0]
+    # Tune's newer console output prints its configuration box and a TensorBoard hint even at
+    # verbose=0; the older one is silent there, and the sweep prints its own progress lines.
+    if os.environ.get("QUOKKA_VERBOSE") != "1":
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    outcomes = TrialOutcomes(context, total_trials=len(trials) * search.num_samples)
     if tune.Tuner.can_restore(experiment_path):
         print(f"[quokka] resuming the sweep stored at {experiment_path}", flush=True)
         tuner = tune.Tuner.restore(experiment_path, trainable=trainable, param_space=param_space,
@@ -122,7 +173,7 @@ def run_sweep(experiment: Experiment, trials: list[TrialSpec], context: SweepCon
                 max_concurrent_trials=default_concurrency(experiment),
                 trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
             run_config=tune.RunConfig(name=experiment.name, storage_path=tune_root,
-                                      callbacks=[TrialOutcomes(context)], verbose=0),
+                                      callbacks=[outcomes], verbose=0),
         )
     return tuner.fit()
 

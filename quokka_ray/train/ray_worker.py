@@ -23,6 +23,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
 
     from quokka_ray.train.loop import Diverged, train
 
+    _quiet_per_report_lines()
     cfg: TrainConfig = loop_config["train"]
     tracker_factory: Callable[[], Tracker] | None = loop_config.get("tracker_factory")
     context = ray.train.get_context()
@@ -49,3 +50,16 @@ def train_loop_per_worker(loop_config: dict) -> None:
         # last report says so (every rank reports: it is a barrier), and the run ends.
         ray.train.report({"step": float(err.step), "diverged": 1.0, "train_loss": math.inf,
                           "val_loss": math.inf, "final_loss": math.inf})
+
+
+def _quiet_per_report_lines() -> None:
+    """Ray Train's workers log a line per report at INFO through a logger named after its
+    file, which Train's LoggingConfig does not reach: the driver's log would repeat every
+    report of every worker. QUOKKA_VERBOSE=1 keeps them."""
+    import logging
+    import os
+
+    from ray.train.v2._internal.execution import context
+
+    if os.environ.get("QUOKKA_VERBOSE") != "1":
+        logging.getLogger(context.__file__).setLevel(logging.WARNING)
