@@ -147,15 +147,19 @@ def _plan(args) -> int:
 
     experiment, trials = _load(args.experiment_file)
     corpus = _corpus(experiment, trials, args.experiment_file)
-    unique = unique_tokens(experiment, corpus) if corpus else None
+
+    def trial_unique(spec) -> int | None:
+        return unique_tokens(experiment, corpus, spec) if corpus else spec.unique_tokens
+
     rows = [{
         "name": t.name, "kind": t.kind, "kernel": t.objective.kernel,
         "schedule": t.objective.schedule, "loss": t.objective.loss,
         "timesteps": t.objective.timesteps, "non_embedding_params": t.non_embedding_params,
         "total_params": t.total_params, "n_layers": t.model.n_layers, "d_model": t.model.d_model,
         "tokens": t.tokens, "flops": t.flops, "budget_flops": t.budget_flops,
-        "unique_tokens": unique,
-        "epochs": None if unique is None or t.tokens is None else t.tokens / unique,
+        "unique_tokens": trial_unique(t),
+        "epochs": None if trial_unique(t) is None or t.tokens is None
+        else t.tokens / trial_unique(t),
         "exact_flops": None if t.tokens is None else t.exact_flops_per_token * t.tokens,
         "lr": _show(t.hyperparameters.lr), "weight_decay": _show(t.hyperparameters.weight_decay),
         "batch_sequences": _show(t.hyperparameters.batch_sequences),
@@ -180,14 +184,36 @@ def _plan(args) -> int:
     if known:
         print(f"total training compute (exact FLOPs, attention and output layer included): "
               f"{sum(known):.3g}")
+    _print_ladders(experiment, trials)
     if corpus is None:
         print(f"data: {experiment.data.source} is not prepared yet; `quokka run` prepares it "
               "and checks that no trial repeats data")
     else:
-        print(f"data: {corpus.train_tokens:,} training tokens, {unique:,} of them unique to each "
-              f"trial (U); the most epochs of any trial: "
+        uniques = sorted({r["unique_tokens"] for r in rows})
+        print(f"data: {corpus.train_tokens:,} training tokens; unique to each trial (U): "
+              f"{', '.join(f'{u:,}' for u in uniques)}; the most epochs of any trial: "
               f"{max((r['epochs'] or 0) for r in rows):.3g}")
     return 0
+
+
+def _print_ladders(experiment, trials) -> None:
+    """What the warmup-stable-decay ladders of a data-constrained study save."""
+    from quokka_ray.sweep.checks import ladders
+    from quokka_ray.sweep.grid import train_config
+    from quokka_ray.sweep.ladder import ladder
+
+    groups = ladders(trials) if all(t.ladder for t in trials) else {}
+    if not groups:
+        return
+    trained = from_scratch = 0
+    for specs in groups.values():
+        configs = [train_config(spec, experiment) for spec in specs]
+        plan = ladder(configs[-1], [c.total_steps for c in configs])
+        trained += plan.steps_trained * configs[-1].batch_tokens
+        from_scratch += plan.steps_from_scratch * configs[-1].batch_tokens
+    print(f"ladders: {len(groups)}, each a stable phase trained once and the decays branched from "
+          f"it: {trained:.3g} training tokens instead of {from_scratch:.3g} "
+          f"({trained / from_scratch:.0%}) for every trial from scratch")
 
 
 def _show(value):

@@ -152,8 +152,9 @@ class MlflowStore:
                                                          experiment_name))
 
     def trial_run(self, experiment_name: str, parent_run_id: str, trial_name: str,
-                  params: dict[str, object]) -> str:
-        """The trial's unfinished run if it has one (a resume), else a new child run."""
+                  params: dict[str, object], role: str = "trial") -> str:
+        """The trial's unfinished run if it has one (a resume), else a new child run. `role`:
+        'trial' (a point of the laws) or 'stable' (a ladder's shared stable phase)."""
         unfinished = self._runs(
             experiment_name,
             f"tags.`{TRIAL_TAG}` = '{trial_name}' and attributes.status != 'FINISHED'",
@@ -164,9 +165,14 @@ class MlflowStore:
             return run_id
         run = self.client.create_run(
             self.experiment_id(experiment_name), run_name=trial_name,
-            tags={ROLE_TAG: "trial", TRIAL_TAG: trial_name, PARENT_TAG: parent_run_id})
+            tags={ROLE_TAG: role, TRIAL_TAG: trial_name, PARENT_TAG: parent_run_id})
         self.client.log_batch(run.info.run_id, params=_params(params))
         return run.info.run_id
+
+    def finished_trial_run(self, experiment_name: str, trial_name: str) -> str | None:
+        runs = self._runs(experiment_name, f"tags.`{TRIAL_TAG}` = '{trial_name}' and "
+                          "attributes.status = 'FINISHED'", max_results=1)
+        return runs[0].info.run_id if runs else None
 
     def find_trial_run(self, experiment_name: str, trial_name: str) -> str | None:
         runs = self._runs(experiment_name, f"tags.`{TRIAL_TAG}` = '{trial_name}'", max_results=1)

@@ -11,13 +11,16 @@ from tests.conftest import run_cli_cases
 HEADER = """\
 import os
 from ray import tune
-from quokka_ray.sweep import (DataConfig, EvaluationConfig, Experiment, FixedStudy,
-                              Hyperparameters, IsoFlopStudy, ObjectiveConfig, Resources, Search)
+from quokka_ray.sweep import (DataConfig, DataConstrainedStudy, EvaluationConfig, Experiment,
+                              FixedStudy, Hyperparameters, IsoFlopStudy, ObjectiveConfig,
+                              Resources, Search)
 CACHE = os.environ["QUOKKA_TEST_CACHE"]
 FIXED = FixedStudy(model_sizes=[12_000], tokens=[32 * 32 * 20])
 ISO = IsoFlopStudy(budgets_flops=[2e9, 6e9], model_sizes=[12_000, 55_000, 100_000], min_steps=3,
                    budget_tolerance=0.05)
 DATA = DataConfig(seq_len=32, max_corpus_bytes=200_000, validation_sequences=16, cache_dir=CACHE)
+DC = DataConstrainedStudy(unique_tokens=[32 * 32 * 10], model_sizes=[12_000], epochs=[1, 4])
+WSD = Hyperparameters(lr_schedule="wsd")
 
 def make(**fields):
     fields.setdefault("study", FIXED)
@@ -68,6 +71,22 @@ CASES = {
     "betas_above_one": ("experiment = make(hyperparameters=Hyperparameters(betas=(0.9, 1.5)))",
                         f"{H}.betas"),
     "eps_zero": ("experiment = make(hyperparameters=Hyperparameters(eps=0.0))", f"{H}.eps"),
+    "dc_not_wsd": ("experiment = make(study=DC)", f"{H}.lr_schedule"),
+    "dc_epochs_zero": ("experiment = make(study=DataConstrainedStudy(unique_tokens=[32768], "
+                       "model_sizes=[12_000], epochs=[0, 2]), hyperparameters=WSD)",
+                       "DataConstrainedStudy.epochs"),
+    "dc_same_length": ("experiment = make(study=DataConstrainedStudy(unique_tokens=[32768], "
+                       "model_sizes=[12_000], epochs=[1, 1.001]), hyperparameters=WSD)",
+                       "DataConstrainedStudy.epochs"),
+    "dc_optuna": ("experiment = make(study=DC, hyperparameters=Hyperparameters("
+                  "lr_schedule='wsd', lr=tune.loguniform(1e-4, 1e-2)), "
+                  "search=Search(algorithm='optuna'))", "Search"),
+    "dc_curriculum": ("experiment = make(study=DC, hyperparameters=WSD, "
+                      "objectives=[ObjectiveConfig(timesteps='curriculum')])",
+                      "ObjectiveConfig.timesteps"),
+    "dc_unique_beyond_corpus": ("experiment = make(study=DataConstrainedStudy("
+                                "unique_tokens=[10**9], model_sizes=[12_000], epochs=[1, 2]), "
+                                "hyperparameters=WSD)", "DataConstrainedStudy.unique_tokens"),
     "tokens_zero": ("experiment = make(study=FixedStudy(model_sizes=[12_000], tokens=[0]))",
                     "FixedStudy.tokens"),
     "tokens_mismatch": ("experiment = make(study=FixedStudy(model_sizes=[12_000, 50_000], "

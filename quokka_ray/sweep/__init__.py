@@ -6,6 +6,7 @@ from quokka_ray.diffusion import ObjectiveConfig
 from quokka_ray.sweep.grid import TrialSpec, plan_trials, train_config
 from quokka_ray.sweep.loader import load_experiment, load_plan
 from quokka_ray.sweep.spec import (
+    DataConstrainedStudy,
     Experiment,
     FixedStudy,
     IsoFlopStudy,
@@ -17,6 +18,7 @@ from quokka_ray.train.config import EvaluationConfig, Hyperparameters, Performan
 __all__ = [
     "ConfigError",
     "DataConfig",
+    "DataConstrainedStudy",
     "EvaluationConfig",
     "Experiment",
     "FixedStudy",

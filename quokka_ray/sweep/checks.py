@@ -9,8 +9,8 @@ import math
 from dataclasses import dataclass
 
 from quokka_ray.config import ConfigError, is_grid, require, space_bounds
-from quokka_ray.sweep.grid import TrialSpec, steps_range
-from quokka_ray.sweep.spec import Experiment
+from quokka_ray.sweep.grid import TrialSpec, steps_range, train_config
+from quokka_ray.sweep.spec import DataConstrainedStudy, Experiment
 
 #: What every report to Tune carries (train/loop.py), so what Search.metric may name.
 REPORTED_METRICS = ("val_loss", "final_loss", "train_loss")
@@ -45,6 +45,41 @@ def check_plan(experiment: Experiment, trials: list[TrialSpec]) -> None:
                           "space would train each trial that many times over")
     if search.scheduler == "asha":
         asha_steps(experiment, trials)
+    if isinstance(experiment.study, DataConstrainedStudy):
+        check_ladders(experiment, trials)
+
+
+def ladders(trials: list[TrialSpec]) -> dict[str, list[TrialSpec]]:
+    """The trials of a data-constrained plan by ladder, shortest first."""
+    grouped: dict[str, list[TrialSpec]] = {}
+    for spec in trials:
+        grouped.setdefault(spec.ladder, []).append(spec)
+    return {key: sorted(specs, key=lambda s: s.tokens) for key, specs in grouped.items()}
+
+
+def check_ladders(experiment: Experiment, trials: list[TrialSpec]) -> None:
+    """A data-constrained study trains warmup-stable-decay ladders of fixed hyperparameters:
+    the runs of a ladder must share their first steps, which a search or early stopping
+    would break."""
+    search, hyper = experiment.search, experiment.hyperparameters
+    if search.algorithm != "grid" or search.scheduler != "none" or hyper.searched and any(
+            not is_grid(getattr(hyper, k)) for k in hyper.searched):
+        raise ConfigError(
+            "Search: a DataConstrainedStudy trains ladders whose runs share a stable phase; it "
+            "takes grid values of hyperparameters only (no Optuna, random spaces or ASHA)")
+    require(hyper.lr_schedule == "wsd", "Hyperparameters.lr_schedule", hyper.lr_schedule,
+            "'wsd' in a DataConstrainedStudy (its runs branch their decays from one stable "
+            "phase)")
+    from quokka_ray.sweep.ladder import ladder
+
+    for key, specs in ladders(trials).items():
+        configs = [train_config(spec, experiment) for spec in specs]
+        steps = [c.total_steps for c in configs]
+        if len(set(steps)) < len(steps):
+            raise ConfigError(
+                f"DataConstrainedStudy.epochs: {experiment.study.epochs} give runs of the same "
+                f"length in ladder {key} ({steps} steps): choose epoch counts further apart")
+        ladder(configs[-1], steps)
 
 
 def asha_steps(experiment: Experiment, trials: list[TrialSpec]) -> tuple[int, int]:
@@ -76,10 +111,12 @@ def corpus_from_manifest(manifest: dict) -> Corpus:
     return Corpus(train, source_bytes / max(1, train))
 
 
-def unique_tokens(experiment: Experiment, corpus: Corpus) -> int:
-    """U: the distinct training tokens a run may see (whole sequences)."""
+def unique_tokens(experiment: Experiment, corpus: Corpus, spec: TrialSpec | None = None) -> int:
+    """U: the distinct training tokens a run (of `spec`, if given) may see, whole sequences."""
     seq_len = experiment.data.seq_len
     budget = experiment.data.unique_tokens
+    if spec is not None and spec.unique_tokens is not None:
+        budget = spec.unique_tokens
     available = corpus.train_tokens if budget is None else min(budget, corpus.train_tokens)
     return available // seq_len * seq_len
 
@@ -88,6 +125,14 @@ def check_corpus(experiment: Experiment, trials: list[TrialSpec], corpus: Corpus
     """A compute-constrained study (IsoFLOP, fixed) assumes every token is seen once: stop
     before training if a trial would repeat data, naming the corpus size it needs."""
     data = experiment.data
+    if isinstance(experiment.study, DataConstrainedStudy):
+        most = max(experiment.study.unique_tokens)
+        if most > corpus.train_tokens:
+            raise ConfigError(
+                f"DataConstrainedStudy.unique_tokens: {most:,} exceeds the "
+                f"{corpus.train_tokens:,} training tokens of the corpus "
+                f"(max_corpus_bytes={data.max_corpus_bytes:,})")
+        return  # repeating data is the point of the study
     if data.unique_tokens is not None and data.unique_tokens > corpus.train_tokens:
         raise ConfigError(
             f"DataConfig.unique_tokens: {data.unique_tokens:,} exceeds the {corpus.train_tokens:,} "

@@ -17,7 +17,7 @@ from quokka_ray.model import (
     total_params,
 )
 from quokka_ray.sweep.identity import digest, trial_settings
-from quokka_ray.sweep.spec import Experiment, FixedStudy, IsoFlopStudy
+from quokka_ray.sweep.spec import DataConstrainedStudy, Experiment, FixedStudy, IsoFlopStudy
 from quokka_ray.train.config import Hyperparameters, TrainConfig
 
 # Vocabulary sizes (mask token included) known without loading the tokenizer, so that
@@ -42,6 +42,10 @@ class TrialSpec:
     hyperparameters: Hyperparameters
     settings: dict
     """Everything that shapes the trial's result, in canonical form; the name digests it."""
+    unique_tokens: int | None = None
+    """Data-constrained studies: the U unique tokens the trial repeats (None: the corpus)."""
+    ladder: str | None = None
+    """Data-constrained studies: the ladder (one stable phase) whose decay this trial is."""
 
     @property
     def kind(self) -> str:
@@ -66,8 +70,10 @@ def train_config(spec: TrialSpec, experiment: Experiment, sampled: dict | None =
     hyper = replace(spec.hyperparameters, **{k: (sampled or {})[k] for k in spec.searched})
     batch_tokens = hyper.batch_sequences * experiment.data.seq_len
     tokens = spec.tokens if spec.tokens is not None else spec.target_tokens
+    data = experiment.data if spec.unique_tokens is None else replace(
+        experiment.data, unique_tokens=spec.unique_tokens)
     return TrainConfig(
-        model=spec.model, objective=spec.objective, data=experiment.data, hyperparameters=hyper,
+        model=spec.model, objective=spec.objective, data=data, hyperparameters=hyper,
         evaluation=experiment.evaluation, total_steps=max(1, round(tokens / batch_tokens)),
         seed=experiment.seed, micro_batch_sequences=experiment.resources.micro_batch_sequences,
         checkpoint_every_steps=experiment.checkpoint_every_steps,
@@ -90,7 +96,7 @@ def plan_trials(experiment: Experiment) -> list[TrialSpec]:
     trials: list[TrialSpec] = []
     for objective, hyper in itertools.product(experiment.objectives,
                                               _grid_points(experiment.hyperparameters)):
-        for target_n, target_tokens, budget in _study_points(experiment.study):
+        for target_n, target_tokens, budget, unique in _study_points(experiment.study):
             model = size_model(target_n, vocab, experiment.data.seq_len,
                                causal=objective.kind == "ar",
                                time_embedding=objective.needs_time_embedding)
@@ -103,7 +109,7 @@ def plan_trials(experiment: Experiment) -> list[TrialSpec]:
                     experiment.study, n, tokens, budget, hyper, experiment.data.seq_len):
                 continue
             trials.append(_trial(experiment, objective, model, n, tokens, int(wanted), budget,
-                                 hyper))
+                                 hyper, unique))
         _check_budgets(experiment, trials, objective)
     names = [t.name for t in trials]
     duplicates = {n for n in names if names.count(n) > 1}
@@ -132,14 +138,20 @@ def _check_distinct_sizes(experiment: Experiment, vocab: int) -> None:
             seen[model] = target
 
 
-def _study_points(study: IsoFlopStudy | FixedStudy):
+def _study_points(study: IsoFlopStudy | FixedStudy | DataConstrainedStudy):
+    """(target N, target tokens or None, budget or None, unique tokens or None) per point."""
     if isinstance(study, IsoFlopStudy):
         for budget in study.budgets_flops:
             for size in study.model_sizes:
-                yield size, None, float(budget)
+                yield size, None, float(budget), None
+    elif isinstance(study, DataConstrainedStudy):
+        for unique in study.unique_tokens:
+            for size in study.model_sizes:
+                for epochs in sorted(study.epochs):
+                    yield size, round(epochs * unique), None, unique
     else:
         for size, tokens in zip(study.model_sizes, study.tokens, strict=True):
-            yield size, tokens, None
+            yield size, tokens, None, None
 
 
 def _grid_points(hyper: Hyperparameters) -> list[Hyperparameters]:
@@ -179,18 +191,32 @@ def _check_budgets(experiment: Experiment, trials: list[TrialSpec], objective) -
 
 def _trial(experiment: Experiment, objective: ObjectiveConfig, model: ModelConfig, n: int,
            tokens: int | None, target_tokens: int, budget: float | None,
-           hyper: Hyperparameters) -> TrialSpec:
+           hyper: Hyperparameters, unique: int | None = None) -> TrialSpec:
     study_point = ({"budget_flops": budget, "target_non_embedding_params": n} if budget is not None
                    else {"tokens": target_tokens, "target_non_embedding_params": n})
+    data = experiment.data
+    ladder = None
+    if unique is not None:
+        data = replace(data, unique_tokens=unique)
+        # The ladder: everything but the run's length, so its runs share one stable phase.
+        shared = trial_settings(study_point={"unique_tokens": unique,
+                                             "target_non_embedding_params": n},
+                                objective=objective, model=model, tokens=None,
+                                hyperparameters=hyper, seed=experiment.seed, data=data,
+                                evaluation=experiment.evaluation)
+        ladder = (f"{objective.kind}-N{_short(n)}-U{_short(unique)}-"
+                  f"{digest(shared)[:8]}").replace("+", "")
     settings = trial_settings(study_point=study_point, objective=objective, model=model,
                               tokens=tokens, hyperparameters=hyper, seed=experiment.seed,
-                              data=experiment.data, evaluation=experiment.evaluation)
+                              data=data, evaluation=experiment.evaluation)
     where = f"C{budget:.0e}" if budget is not None else f"D{_short(target_tokens)}"
+    if unique is not None:
+        where = f"U{_short(unique)}-D{_short(target_tokens)}"
     name = f"{objective.kind}-N{_short(n)}-{where}-{digest(settings)[:8]}".replace("+", "")
     return TrialSpec(name=name, objective=objective, model=model, non_embedding_params=n,
                      total_params=total_params(model), tokens=tokens,
                      target_tokens=target_tokens, budget_flops=budget, hyperparameters=hyper,
-                     settings=settings)
+                     settings=settings, unique_tokens=unique, ladder=ladder)
 
 
 def _short(count: float) -> str:

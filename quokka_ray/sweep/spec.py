@@ -65,6 +65,32 @@ class FixedStudy:
 
 
 @dataclass(frozen=True)
+class DataConstrainedStudy:
+    """Data-constrained scaling (Muennighoff et al.; Quokka eq. 14): for each budget U of
+    unique training tokens and each model size N, runs that repeat those U tokens for each
+    epoch count (D = epochs x U). The runs of one (U, N) form a warmup-stable-decay ladder:
+    one stable phase, trained once, from which each run's decay branches; every run is its own
+    MLflow run and one point of the law."""
+
+    unique_tokens: list[int]
+    """Unique-token budgets U (the first U tokens of the training split, repeated)."""
+    model_sizes: list[int]
+    """Target non-embedding parameter counts."""
+    epochs: list[float]
+    """Passes over the U tokens; each (U, N) trains one run per epoch count."""
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        for name in ("unique_tokens", "model_sizes", "epochs"):
+            values = getattr(self, name)
+            require(bool(values), f"DataConstrainedStudy.{name}", values, "at least one value")
+            for v in values:
+                require(v > 0, f"DataConstrainedStudy.{name}", v, "positive values")
+            require(len(set(values)) == len(values), f"DataConstrainedStudy.{name}", values,
+                    "distinct values")
+
+
+@dataclass(frozen=True)
 class Resources:
     """How each trial runs on the cluster. None of these change a trial's results, so none is
     part of a trial's name."""
@@ -130,7 +156,7 @@ class Search:
 class Experiment:
     """One study: one MLflow experiment and one Tune experiment, both called `name`."""
 
-    study: IsoFlopStudy | FixedStudy
+    study: IsoFlopStudy | FixedStudy | DataConstrainedStudy
     objectives: list[ObjectiveConfig] = field(default_factory=lambda: [ObjectiveConfig()])
     """One trial set per objective (DLM kernels, schedules, losses, or the AR baseline)."""
     hyperparameters: Hyperparameters = field(default_factory=Hyperparameters)

@@ -10,7 +10,14 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
-from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
+from ray.train import (
+    Checkpoint,
+    CheckpointConfig,
+    FailureConfig,
+    LoggingConfig,
+    RunConfig,
+    ScalingConfig,
+)
 from ray.train.torch import TorchTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 
@@ -69,7 +76,7 @@ def trial_params(spec: TrialSpec, train: TrainConfig, context: SweepContext) -> 
     from quokka_ray.model import flops_per_token
 
     hyper, objective = train.hyperparameters, spec.objective
-    unique = unique_tokens(context.experiment, context.corpus)
+    unique = unique_tokens(context.experiment, context.corpus, spec)
     return {
         "trial_name": spec.name, "kind": spec.kind, "kernel": objective.kernel,
         "schedule": objective.schedule, "loss": objective.loss,
@@ -99,16 +106,33 @@ def trial_params(spec: TrialSpec, train: TrainConfig, context: SweepContext) -> 
 def run_trial(config: dict, context: SweepContext) -> None:
     """Tune's function trainable."""
     spec, train, name = resolve(config, context)
+    run_id = open_trial_run(spec, train, name, context)
+    # How the run ended is recorded by the driver (tune_driver.TrialOutcomes) alone: when Tune
+    # stops this trial, fit() may raise here as its controller goes, which is no failure.
+    trainer(train, name, run_id, context).fit()
+
+
+def open_trial_run(spec: TrialSpec, train: TrainConfig, name: str, context: SweepContext,
+                   role: str = "trial", extra_params: dict | None = None) -> str:
+    """The trial's MLflow run (its unfinished one on a resume), with its params and config."""
     store = MlflowStore(context.tracking_uri)
     run_id = store.trial_run(context.experiment.name, context.parent_run_id, name,
-                             trial_params(spec, train, context))
+                             {**trial_params(spec, train, context), **(extra_params or {})},
+                             role=role)
     store.client.log_dict(run_id, {"train_config": asdict(train), "settings": spec.settings},
                           "config.json")
+    return run_id
+
+
+def trainer(train: TrainConfig, name: str, run_id: str, context: SweepContext, *,
+            start_from: Checkpoint | None = None, keep_checkpoints: int | None = 2) -> TorchTrainer:
+    """The Ray Train run of one MLflow run: named after it, so that a run started again
+    resumes from its last checkpoint; `start_from` another run's checkpoint (a branch)."""
     resources = context.experiment.resources
     allow_slow_worker_start()
-    trainer = TorchTrainer(
+    return TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"train": train,
+        train_loop_config={"train": train, "start_from": start_from,
                            "tracker_factory": TrackerFactory(
                                "quokka_ray.tracking", MlflowRunTracker.__name__,
                                (context.tracking_uri, run_id))},
@@ -118,11 +142,8 @@ def run_trial(config: dict, context: SweepContext) -> None:
         run_config=RunConfig(
             name=name, storage_path=f"{context.storage_path}/train",
             failure_config=FailureConfig(max_failures=resources.max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=2),
+            checkpoint_config=CheckpointConfig(num_to_keep=keep_checkpoints),
             callbacks=[TuneReportCallback()],
             # Train's own INFO lines (one per report) would drown the sweep's progress lines.
             logging_config=LoggingConfig(log_level="WARNING")),
     )
-    # How the run ended is recorded by the driver (tune_driver.TrialOutcomes) alone: when Tune
-    # stops this trial, fit() may raise here as its controller goes, which is no failure.
-    trainer.fit()

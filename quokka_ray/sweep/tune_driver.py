@@ -12,9 +12,10 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 
-from quokka_ray.sweep.checks import asha_steps
+from quokka_ray.sweep.checks import asha_steps, ladders
 from quokka_ray.sweep.grid import TrialSpec
-from quokka_ray.sweep.spec import Experiment
+from quokka_ray.sweep.ladder_trial import run_ladder_trial
+from quokka_ray.sweep.spec import DataConstrainedStudy, Experiment
 from quokka_ray.sweep.trial import SweepContext, resolve, run_trial
 from quokka_ray.tracking import MlflowStore
 
@@ -44,6 +45,8 @@ class TrialOutcomes(tune.Callback):
         print(f"[quokka {line}] {self._name(trial)} {event} {extra}".rstrip(), flush=True)
 
     def _name(self, trial) -> str:
+        if "ladder" in trial.config:
+            return f"ladder {trial.config['ladder']}"
         return resolve(trial.config, self.context)[2] if "trial" in trial.config else trial.trial_id
 
     def on_trial_start(self, iteration, trials, trial, **info):
@@ -54,6 +57,9 @@ class TrialOutcomes(tune.Callback):
         self._say(trials, trial, "reported", " ".join(parts))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
+        if "ladder" in trial.config:  # a ladder records the outcomes of its own runs
+            self._say(trials, trial, "finished", ended=True)
+            return
         _, train, name = resolve(trial.config, self.context)
         say = partial(self._say, trials, trial, ended=True)
         step = int((trial.last_result or {}).get("step", 0))
@@ -76,7 +82,7 @@ class TrialOutcomes(tune.Callback):
         self._say(trials, trial, "FAILED", f"(see {trial.local_path})", ended=True)
         store = MlflowStore(self.context.tracking_uri)
         run_id = store.find_trial_run(self.context.experiment.name, self._name(trial))
-        if run_id:
+        if run_id and "ladder" not in trial.config:
             store.end_run(run_id, "FAILED", outcome="failed")
 
 
@@ -133,6 +139,10 @@ def run_sweep(experiment: Experiment, trials: list[TrialSpec], context: SweepCon
     search = experiment.search
     hyper = experiment.hyperparameters
     param_space: dict = {"trial": tune.grid_search([t.name for t in trials])}
+    run = run_trial
+    if isinstance(experiment.study, DataConstrainedStudy):
+        # One Tune trial per ladder: its runs depend on its stable phase, so they run in turn.
+        param_space, run = {"ladder": tune.grid_search(list(ladders(trials)))}, run_ladder_trial
     if hyper.searched:
         # Grid values are expanded into trials by the plan; only random spaces reach Tune.
         random = {k: getattr(hyper, k) for k in trials[0].searched}
@@ -151,14 +161,16 @@ def run_sweep(experiment: Experiment, trials: list[TrialSpec], context: SweepCon
                                   reduction_factor=search.reduction_factor)
     # The trial's own process only waits on its TorchTrainer, whose workers hold the CPUs; a
     # bundle of no CPU is refused as empty, so it asks for a token megabyte of memory.
-    trainable = tune.with_resources(partial(run_trial, context=context),
+    trainable = tune.with_resources(partial(run, context=context),
                                     resources={"cpu": 0, "memory": 1e6})
     tune_root = experiment_path.rsplit("/", 1)[0]
     # Tune's newer console output prints its configuration box and a TensorBoard hint even at
     # verbose=0; the older one is silent there, and the sweep prints its own progress lines.
     if os.environ.get("QUOKKA_VERBOSE") != "1":
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    outcomes = TrialOutcomes(context, total_trials=len(trials) * search.num_samples)
+    tune_trials = len(param_space["ladder"]["grid_search"]) if run is run_ladder_trial \
+        else len(trials) * search.num_samples
+    outcomes = TrialOutcomes(context, total_trials=tune_trials)
     if tune.Tuner.can_restore(experiment_path):
         print(f"[quokka] resuming the sweep stored at {experiment_path}", flush=True)
         tuner = tune.Tuner.restore(experiment_path, trainable=trainable, param_space=param_space,
@@ -180,7 +192,7 @@ def run_sweep(experiment: Experiment, trials: list[TrialSpec], context: SweepCon
 
 def _trial_name(trial) -> str:
     suffix = f"-{trial.trial_id[-5:]}" if "hp" in trial.config else ""
-    return f"{trial.config['trial']}{suffix}"
+    return f"{trial.config.get('trial') or trial.config['ladder']}{suffix}"
 
 
 def summarize(results: tune.ResultGrid) -> tuple[int, int]:
