@@ -45,7 +45,7 @@ def check_plan(experiment: Experiment, trials: list[TrialSpec]) -> None:
                           "space would train each trial that many times over")
     if search.scheduler == "asha":
         asha_steps(experiment, trials)
-    if isinstance(experiment.study, DataConstrainedStudy):
+    if any(spec.ladder for spec in trials):
         check_ladders(experiment, trials)
 
 
@@ -58,27 +58,28 @@ def ladders(trials: list[TrialSpec]) -> dict[str, list[TrialSpec]]:
 
 
 def check_ladders(experiment: Experiment, trials: list[TrialSpec]) -> None:
-    """A data-constrained study trains warmup-stable-decay ladders of fixed hyperparameters:
-    the runs of a ladder must share their first steps, which a search or early stopping
-    would break."""
+    """A study of warmup-stable-decay ladders (a DataConstrainedStudy, or an IsoFlopStudy that
+    reuses stable phases) trains fixed hyperparameters: the runs of a ladder must share their
+    first steps, which a search or early stopping would break."""
     search, hyper = experiment.search, experiment.hyperparameters
+    study = type(experiment.study).__name__
     if search.algorithm != "grid" or search.scheduler != "none" or hyper.searched and any(
             not is_grid(getattr(hyper, k)) for k in hyper.searched):
         raise ConfigError(
-            "Search: a DataConstrainedStudy trains ladders whose runs share a stable phase; it "
-            "takes grid values of hyperparameters only (no Optuna, random spaces or ASHA)")
+            f"Search: {study} of ladders: its runs share a stable phase, so it takes grid values "
+            "of hyperparameters only (no Optuna, random spaces or ASHA)")
     require(hyper.lr_schedule == "wsd", "Hyperparameters.lr_schedule", hyper.lr_schedule,
-            "'wsd' in a DataConstrainedStudy (its runs branch their decays from one stable "
-            "phase)")
+            f"'wsd' ({study} of ladders: its runs branch their decays from one stable phase)")
     from quokka_ray.sweep.ladder import ladder
 
     for key, specs in ladders(trials).items():
         configs = [train_config(spec, experiment) for spec in specs]
         steps = [c.total_steps for c in configs]
         if len(set(steps)) < len(steps):
-            raise ConfigError(
-                f"DataConstrainedStudy.epochs: {experiment.study.epochs} give runs of the same "
-                f"length in ladder {key} ({steps} steps): choose epoch counts further apart")
+            field = ("DataConstrainedStudy.epochs" if study == "DataConstrainedStudy"
+                     else "IsoFlopStudy.budgets_flops")
+            raise ConfigError(f"{field}: runs of the same length in ladder {key} ({steps} "
+                              "steps): choose values further apart")
         ladder(configs[-1], steps)
 
 

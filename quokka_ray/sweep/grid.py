@@ -198,14 +198,17 @@ def _trial(experiment: Experiment, objective: ObjectiveConfig, model: ModelConfi
     ladder = None
     if unique is not None:
         data = replace(data, unique_tokens=unique)
+    if unique is not None or getattr(experiment.study, "reuse_stable_phase", False):
+        # Its warmup is the ladder's, not its own: a trial of a ladder is another trial.
+        study_point = {**study_point, "ladder": True}
         # The ladder: everything but the run's length, so its runs share one stable phase.
         shared = trial_settings(study_point={"unique_tokens": unique,
                                              "target_non_embedding_params": n},
                                 objective=objective, model=model, tokens=None,
                                 hyperparameters=hyper, seed=experiment.seed, data=data,
                                 evaluation=experiment.evaluation)
-        ladder = (f"{objective.kind}-N{_short(n)}-U{_short(unique)}-"
-                  f"{digest(shared)[:8]}").replace("+", "")
+        where = f"U{_short(unique)}" if unique is not None else "ladder"
+        ladder = f"{objective.kind}-N{_short(n)}-{where}-{digest(shared)[:8]}".replace("+", "")
     settings = trial_settings(study_point=study_point, objective=objective, model=model,
                               tokens=tokens, hyperparameters=hyper, seed=experiment.seed,
                               data=data, evaluation=experiment.evaluation)

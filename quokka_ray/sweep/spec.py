@@ -28,6 +28,10 @@ class IsoFlopStudy:
     """Sizes that would train fewer steps than this at a budget are left out of it."""
     budget_tolerance: float = 0.02
     """Most relative distance of 6 N D from its budget after rounding D to whole batches."""
+    reuse_stable_phase: bool = False
+    """Train each model size's runs (one per budget) as one warmup-stable-decay ladder: one
+    stable phase, and each budget's decay (a cooldown) branched from it at its token count.
+    Needs lr_schedule='wsd'; `quokka plan` shows the compute saved."""
 
     def __post_init__(self) -> None:
         check_types(self)

@@ -15,7 +15,7 @@ from ray.tune.schedulers import ASHAScheduler
 from quokka_ray.sweep.checks import asha_steps, ladders
 from quokka_ray.sweep.grid import TrialSpec
 from quokka_ray.sweep.ladder_trial import run_ladder_trial
-from quokka_ray.sweep.spec import DataConstrainedStudy, Experiment
+from quokka_ray.sweep.spec import Experiment
 from quokka_ray.sweep.trial import SweepContext, resolve, run_trial
 from quokka_ray.tracking import MlflowStore
 
@@ -140,7 +140,7 @@ def run_sweep(experiment: Experiment, trials: list[TrialSpec], context: SweepCon
     hyper = experiment.hyperparameters
     param_space: dict = {"trial": tune.grid_search([t.name for t in trials])}
     run = run_trial
-    if isinstance(experiment.study, DataConstrainedStudy):
+    if any(spec.ladder for spec in trials):
         # One Tune trial per ladder: its runs depend on its stable phase, so they run in turn.
         param_space, run = {"ladder": tune.grid_search(list(ladders(trials)))}, run_ladder_trial
     if hyper.searched:
