@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import torch
 
-# Dense bf16 peak FLOP/s per GPU (vendor datasheets, no sparsity).
-_PEAK_BF16_FLOPS = {
-    "H200": 989.4e12,
-    "H100": 989.4e12,  # SXM; the PCIe card's peak is lower (756e12)
-    "A100": 312e12,
-    "L4": 121e12,
-    "A10G": 70e12,
-}
+from quokka_ray.train.gpus import PEAK_BF16_FLOPS, gpu_of_device
 
 
 def peak_flops_per_device(device: torch.device) -> float | None:
     """The accelerator's dense bf16 peak, or None where it is unknown (CPUs)."""
     if device.type != "cuda":
         return None
-    name = torch.cuda.get_device_name(device)
-    if "H100" in name and "PCIe" in name:
-        return 756e12
-    for key, peak in _PEAK_BF16_FLOPS.items():
-        if key in name:
-            return peak
-    return None
+    gpu = gpu_of_device(torch.cuda.get_device_name(device))
+    return None if gpu is None else PEAK_BF16_FLOPS[gpu]
 
 
 def mfu(flops_per_token: float, tokens_per_s: float, peak_flops: float | None, devices: int):
