@@ -97,6 +97,9 @@ CASES = {
                  "IsoFlopStudy.model_sizes"),
     "budget_too_small": ("experiment = make(study=IsoFlopStudy(budgets_flops=[1e5], "
                          "model_sizes=[12_000]))", "IsoFlopStudy.budgets_flops"),
+    "tokens_per_param_reversed": ("experiment = make(study=IsoFlopStudy(budgets_flops=[1e9], "
+                                  "model_sizes=[12_000], tokens_per_param=(100, 1)))",
+                                  "IsoFlopStudy.tokens_per_param"),
     "tolerance_two": ("experiment = make(study=IsoFlopStudy(budgets_flops=[1e9], "
                       "model_sizes=[12_000], budget_tolerance=2.0))", "IsoFlopStudy.budget_tolerance"),
     "seq_len_tiny": ("experiment = make(data=DataConfig(seq_len=4))", "DataConfig.seq_len"),

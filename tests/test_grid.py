@@ -86,3 +86,28 @@ def test_every_example_experiment_plans(path):
     trials = plan_trials(experiment)
     assert trials and experiment.name == path.stem
     assert all(t.non_embedding_params > 0 for t in trials)
+
+
+def test_tokens_per_param_gives_each_budget_its_window_of_sizes():
+    experiment = load_experiment(EXPERIMENTS / "tiny_isoflop.py")
+    sizes = [3_000, 12_000, 55_000, 100_000, 200_000]
+    study = IsoFlopStudy(budgets_flops=[2e9, 2e10], model_sizes=sizes, min_steps=3,
+                         budget_tolerance=0.05)
+    every = plan_trials(dataclasses.replace(experiment, study=study))
+    windowed = plan_trials(dataclasses.replace(
+        experiment, study=dataclasses.replace(study, tokens_per_param=(2, 60))))
+    assert {t.name for t in windowed} < {t.name for t in every}  # the same trials, fewer
+    for t in every:
+        kept = 2 <= t.tokens / t.non_embedding_params <= 60
+        assert kept == (t.name in {w.name for w in windowed}), t.name
+    for budget in (2e9, 2e10):
+        assert any(t.budget_flops == budget for t in windowed)
+    # The window moves up with the budget.
+    smallest = {b: min(t.non_embedding_params for t in windowed if t.budget_flops == b)
+                for b in (2e9, 2e10)}
+    assert smallest[2e10] > smallest[2e9]
+    narrow = dataclasses.replace(study, tokens_per_param=(1e4, 2e4))
+    with pytest.raises(ConfigError, match="fits no model.*tokens per parameter outside"):
+        plan_trials(dataclasses.replace(experiment, study=narrow))
+    with pytest.raises(ConfigError, match="IsoFlopStudy.tokens_per_param"):
+        IsoFlopStudy(budgets_flops=[1e9], model_sizes=[12_000], tokens_per_param=(10, 1))

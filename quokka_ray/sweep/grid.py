@@ -175,18 +175,28 @@ def _round_tokens(tokens: float, hyper: Hyperparameters, seq_len: int) -> int | 
 def _fits_budget(study: IsoFlopStudy, n: int, tokens: int, budget: float,
                  hyper: Hyperparameters, seq_len: int) -> bool:
     steps = tokens // (hyper.batch_sequences * seq_len)
+    if study.tokens_per_param is not None:
+        low, high = study.tokens_per_param
+        if not low * n <= tokens <= high * n:
+            return False
     return steps >= study.min_steps and abs(6 * n * tokens - budget) <= study.budget_tolerance * budget
 
 
 def _check_budgets(experiment: Experiment, trials: list[TrialSpec], objective) -> None:
     if not isinstance(experiment.study, IsoFlopStudy):
         return
-    for budget in experiment.study.budgets_flops:
+    study = experiment.study
+    fits, ratio = "is too small for any model in model_sizes", ""
+    if study.tokens_per_param is not None:
+        fits = "fits no model in model_sizes"
+        ratio = (f", train on tokens per parameter outside {study.tokens_per_param[0]:g} to "
+                 f"{study.tokens_per_param[1]:g},")
+    for budget in study.budgets_flops:
         if not any(t.budget_flops == budget and t.objective == objective for t in trials):
             raise ConfigError(
-                f"IsoFlopStudy.budgets_flops: budget {budget:.3g} FLOPs is too small for any model "
-                f"in model_sizes (each would train fewer than {experiment.study.min_steps} steps "
-                f"or miss the budget by more than {experiment.study.budget_tolerance:.0%})")
+                f"IsoFlopStudy.budgets_flops: budget {budget:.3g} FLOPs {fits} (each would train "
+                f"fewer than {study.min_steps} steps{ratio} or miss the budget by more than "
+                f"{study.budget_tolerance:.0%})")
 
 
 def _trial(experiment: Experiment, objective: ObjectiveConfig, model: ModelConfig, n: int,

@@ -28,6 +28,11 @@ class IsoFlopStudy:
     """Sizes that would train fewer steps than this at a budget are left out of it."""
     budget_tolerance: float = 0.02
     """Most relative distance of 6 N D from its budget after rounding D to whole batches."""
+    tokens_per_param: tuple[float, float] | None = None
+    """(min, max) training tokens per non-embedding parameter, D / N: at each budget, sizes
+    outside it are left out. Since D / N = C / (6 N^2), each budget keeps a window of sizes a
+    factor sqrt(max / min) wide that moves up with the budget (as the optimum does), so one
+    list of sizes serves budgets far apart without training far-off sizes at every one."""
     reuse_stable_phase: bool = False
     """Train each model size's runs (one per budget) as one warmup-stable-decay ladder: one
     stable phase, and each budget's decay (a cooldown) branched from it at its token count.
@@ -46,6 +51,9 @@ class IsoFlopStudy:
         require(self.min_steps >= 1, "IsoFlopStudy.min_steps", self.min_steps, "at least 1")
         require(0 < self.budget_tolerance < 1, "IsoFlopStudy.budget_tolerance",
                 self.budget_tolerance, "a fraction in (0, 1)")
+        ratio = self.tokens_per_param
+        require(ratio is None or 0 < ratio[0] < ratio[1], "IsoFlopStudy.tokens_per_param",
+                ratio, "None or (min, max) with 0 < min < max")
 
 
 @dataclass(frozen=True)
