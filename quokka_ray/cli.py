@@ -38,13 +38,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"quokka-ray {__version__}")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    plan = sub.add_parser("plan", help="list every trial an experiment file implies")
+    from quokka_ray.commands.cost_args import add_cost_arguments
+
+    plan = sub.add_parser("plan", help="list every trial an experiment file implies, with its "
+                          "training FLOPs and GPU-hours")
     plan.add_argument("experiment_file")
-    plan.add_argument("--json", action="store_true", help="one JSON object per trial")
+    plan.add_argument("--json", action="store_true",
+                      help="the same as one JSON object: experiment, trials (one object per "
+                      "trial) and totals")
+    add_cost_arguments(plan)
     plan.set_defaults(handler=_plan)
 
     run = sub.add_parser("run", help="run an experiment's trials with Ray Tune + Ray Train")
     run.add_argument("experiment_file")
+    add_cost_arguments(run)
     run.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, "
                      "else sqlite:///mlflow.db here)")
     run.add_argument("--storage-path", help="checkpoints and Tune state (a folder or s3://, gs://)")
@@ -119,6 +126,18 @@ def _load(path: str):
     return load_plan(path)
 
 
+def _check_gpu_hours(path: str, cost, rate, limit: float | None) -> None:
+    from quokka_ray.config import ConfigError
+    from quokka_ray.sweep.costs import check_gpu_hours
+
+    if limit is None:
+        return
+    try:
+        check_gpu_hours(cost, rate, limit)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from None
+
+
 def _corpus(experiment, trials, path: str):
     """The corpus the trials would train on, checked against them; None where it is not
     prepared yet and cannot be prepared offline (a Hugging Face source: `quokka run` does)."""
@@ -143,9 +162,14 @@ def _corpus(experiment, trials, path: str):
 
 
 def _plan(args) -> int:
+    from quokka_ray.commands.cost_args import gpu_rate, max_gpu_hours
     from quokka_ray.sweep.checks import unique_tokens
+    from quokka_ray.sweep.costs import format_gpu_hours, plan_cost
 
+    rate, limit = gpu_rate(args), max_gpu_hours(args)
     experiment, trials = _load(args.experiment_file)
+    cost = plan_cost(experiment, trials)
+    _check_gpu_hours(args.experiment_file, cost, rate, limit)  # before any shard is written
     corpus = _corpus(experiment, trials, args.experiment_file)
 
     def trial_unique(spec) -> int | None:
@@ -160,30 +184,57 @@ def _plan(args) -> int:
         "unique_tokens": trial_unique(t),
         "epochs": None if trial_unique(t) is None or t.tokens is None
         else t.tokens / trial_unique(t),
-        "exact_flops": None if t.tokens is None else t.exact_flops_per_token * t.tokens,
+        "exact_flops": c.flops, "exact_flops_upper_bound": c.upper_bound,
+        "gpu_hours": rate.gpu_hours(c.flops) if rate else None,
         "lr": _show(t.hyperparameters.lr), "weight_decay": _show(t.hyperparameters.weight_decay),
         "batch_sequences": _show(t.hyperparameters.batch_sequences),
         "searched": list(t.searched), "settings": t.settings,
-    } for t in trials]
+    } for t, c in zip(trials, cost.trials, strict=True)]
+    stable = [{"name": c.name, "exact_flops": c.flops,
+               "gpu_hours": rate.gpu_hours(c.flops) if rate else None}
+              for c in cost.stable_phases]
+    total_hours = rate.gpu_hours(cost.flops) if rate else None
     if args.json:
-        print(json.dumps(rows, indent=1))
+        totals = {"trials": len(trials), "runs_per_trial": cost.runs_per_trial,
+                  "runs": cost.runs, "exact_flops": cost.flops, "upper_bound": cost.upper_bound,
+                  "gpu": rate.gpu if rate else None,
+                  "peak_flops": rate.peak_flops if rate else None,
+                  "mfu": rate.mfu if rate else None, "gpu_hours": total_hours,
+                  "max_gpu_hours": limit}
+        print(json.dumps({"experiment": experiment.name, "trials": rows,
+                          "stable_phases": stable, "totals": totals}, indent=1))
         return 0
     print(f"experiment {experiment.name!r}: {len(trials)} trials"
           + (f" x {experiment.search.num_samples} samples of {', '.join(trials[0].searched)}"
              if trials and trials[0].searched else ""))
-    header = (f"{'name':<36} {'kind':<4} {'N':>9} {'L x d':>7} {'D tokens':>10} {'epochs':>6} "
-              f"{'C=6ND':>9} {'budget':>9} {'lr':>8} {'batch':>5}")
+    header = (f"{'name':<36} {'kind':<4} {'N':>13} {'L x d':>7} {'D tokens':>10} {'epochs':>6} "
+              f"{'C=6ND':>9} {'budget':>9} {'exact FLOPs':>11} {'lr':>8} {'batch':>5}"
+              + (f" {'GPU-h':>8}" if rate else ""))
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['name']:<36} {r['kind']:<4} {r['non_embedding_params']:>9,} "
+        print(f"{r['name']:<36} {r['kind']:<4} {r['non_embedding_params']:>13,} "
               f"{str(r['n_layers']) + 'x' + str(r['d_model']):>7} {_num(r['tokens']):>10} "
               f"{_num(r['epochs']):>6} {_num(r['flops']):>9} {_num(r['budget_flops']):>9} "
-              f"{str(r['lr']):>8} {str(r['batch_sequences']):>5}")
-    known = [r["exact_flops"] for r in rows if r["exact_flops"]]
-    if known:
-        print(f"total training compute (exact FLOPs, attention and output layer included): "
-              f"{sum(known):.3g}")
+              f"{_num(r['exact_flops']):>11} {str(r['lr']):>8} {str(r['batch_sequences']):>5}"
+              + (f" {format_gpu_hours(r['gpu_hours']):>8}" if rate else ""))
+    if stable:
+        print("stable phases of the ladders, each trained once (the trials above train only "
+              "their decays):")
+        for r in stable:
+            print(f"  {r['name']:<42} exact FLOPs {_num(r['exact_flops']):>9}"
+                  + (f"  GPU-h {format_gpu_hours(r['gpu_hours']):>8}" if rate else ""))
+    most = "at most " if cost.upper_bound else ""
+    print(f"total training compute (exact FLOPs, attention and output layer included): "
+          f"{most}{cost.flops:.3g}")
+    if rate:
+        print(f"total GPU-hours on {rate.describe()}: {most}{format_gpu_hours(total_hours)}"
+              + (f" (limit {limit:g})" if limit else ""))
+    if cost.runs_per_trial > 1:  # the table shows one run of each trial
+        print(f"the totals count {cost.runs} runs: Tune runs each of the {len(trials)} trial(s) "
+              f"{cost.runs_per_trial} times (Search.num_samples)")
+    if cost.early_stopping:
+        print("ASHA may stop runs early: the totals are what the plan costs if none is stopped")
     _print_ladders(experiment, trials)
     if corpus is None:
         print(f"data: {experiment.data.source} is not prepared yet; `quokka run` prepares it "
@@ -229,11 +280,20 @@ def _num(value) -> str:
 
 
 def _run(args) -> int:
+    from quokka_ray.commands.cost_args import gpu_rate, max_gpu_hours
     from quokka_ray.config import ConfigError
+    from quokka_ray.sweep.costs import format_gpu_hours, plan_cost
     from quokka_ray.sweep.driver import run_experiment
 
+    rate, limit = gpu_rate(args), max_gpu_hours(args)
     experiment, trials = _load(args.experiment_file)
+    cost = plan_cost(experiment, trials)
+    _check_gpu_hours(args.experiment_file, cost, rate, limit)  # before Ray, MLflow and data
     print(f"[quokka] {experiment.name}: {len(trials)} trials", flush=True)
+    if rate:
+        print(f"[quokka] {'at most ' if cost.upper_bound else ''}"
+              f"{format_gpu_hours(rate.gpu_hours(cost.flops))} GPU-hours on {rate.describe()}"
+              + (f" (limit {limit:g})" if limit else ""), flush=True)
     try:
         outcome = run_experiment(experiment, trials, tracking_uri=args.tracking_uri,
                                  storage_path=args.storage_path, address=args.address)

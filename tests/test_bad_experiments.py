@@ -195,18 +195,41 @@ CASES = {
 }
 
 
+PLAIN = "experiment = make()\n"
+
+# Bad command-line options on a good file. name: (the file's body, the options, what the one
+# line must hold: the option and its value)
+OPTION_CASES = {
+    "gpu_unknown": (PLAIN, ["--gpu", "h1000"], ["--gpu h1000", "h100", "a100"]),
+    "mfu_zero": (PLAIN, ["--gpu", "h100", "--mfu", "0"], ["--mfu 0", "(0, 1]"]),
+    "mfu_above_one": (PLAIN, ["--gpu", "h100", "--mfu", "1.5"], ["--mfu 1.5", "(0, 1]"]),
+    "mfu_text": (PLAIN, ["--gpu", "h100", "--mfu", "high"], ["--mfu high", "(0, 1]"]),
+    "mfu_without_gpu": (PLAIN, ["--mfu", "0.4"], ["--mfu 0.4", "needs --gpu"]),
+    "max_hours_without_gpu": (PLAIN, ["--max-gpu-hours", "100"],
+                              ["--max-gpu-hours 100", "needs --gpu"]),
+    "max_hours_negative": (PLAIN, ["--gpu", "h100", "--max-gpu-hours", "-5"],
+                           ["--max-gpu-hours -5", "positive"]),
+    "max_hours_text": (PLAIN, ["--gpu", "h100", "--max-gpu-hours", "lots"],
+                       ["--max-gpu-hours lots", "positive"]),
+}
+
+
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory, data_cache):
     """Each case through `quokka plan` and `quokka run`, in one process (imports once)."""
     root = tmp_path_factory.mktemp("bad-experiments")
     cases, keys = [], []
-    for name, (line, _) in CASES.items():
+    files = {name: (HEADER + line + "\n", []) for name, (line, _) in CASES.items()}
+    files.update({name: (HEADER + body, options)
+                  for name, (body, options, _) in OPTION_CASES.items()})
+    for name, (text, options) in files.items():
         folder = root / name
         folder.mkdir()
-        (folder / f"{name}.py").write_text(HEADER + line + "\n")
-        cases.append((["plan", f"{name}.py"], folder))
-        cases.append((["run", f"{name}.py", "--tracking-uri", f"sqlite:///{folder}/mlflow.db",
-                       "--storage-path", str(folder / "runs")], folder))
+        (folder / f"{name}.py").write_text(text)
+        cases.append((["plan", f"{name}.py", *options], folder))
+        cases.append((["run", f"{name}.py", *options, "--tracking-uri",
+                       f"sqlite:///{folder}/mlflow.db", "--storage-path", str(folder / "runs")],
+                      folder))
         keys += [("plan", name), ("run", name)]
     results = run_cli_cases(cases, root, env={"QUOKKA_TEST_CACHE": str(data_cache)})
     return dict(zip(keys, results, strict=True))
@@ -228,6 +251,20 @@ def test_bad_experiment_stops_before_anything_starts(outcomes, case, command):
     assert f"{case}.py" in lines[0] and field in lines[0], lines[0]
     if case.startswith(("corpus_", "unique_budget")):
         assert "needs about" in lines[0] or "at least" in lines[0]
+    assert not result["ray"], "a Ray session was started"
+    assert result["created"] == [], f"created {result['created']}"
+
+
+@pytest.mark.parametrize("command", ["plan", "run"])
+@pytest.mark.parametrize("case", sorted(OPTION_CASES))
+def test_bad_option_stops_before_anything_starts(outcomes, case, command):
+    result = outcomes[(command, case)]
+    lines = [line for line in result["stderr"].splitlines() if line.strip()]
+    assert result["code"] == 2, result["stderr"]
+    assert "Traceback" not in result["stderr"]
+    assert len(lines) == 1, result["stderr"]
+    for fragment in OPTION_CASES[case][2]:
+        assert fragment in lines[0], lines[0]
     assert not result["ray"], "a Ray session was started"
     assert result["created"] == [], f"created {result['created']}"
 

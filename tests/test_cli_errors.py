@@ -52,7 +52,7 @@ def test_plan_json_lists_budget_flops():
     done = subprocess.run([sys.executable, "-m", "quokka_ray.cli", "plan",
                            "experiments/quickstart.py", "--json"],
                           capture_output=True, text=True, cwd=REPO, timeout=120, check=True)
-    rows = json.loads(done.stdout)
+    rows = json.loads(done.stdout)["trials"]
     assert rows and {"name", "kind", "non_embedding_params", "tokens", "flops",
                      "budget_flops"} <= set(rows[0])
     for row in rows:

@@ -132,7 +132,7 @@ def test_random_search_names_agree_between_processes():
                                "experiments/optuna_lr.py", "--json"], cwd=REPO, check=True,
                               capture_output=True, text=True, timeout=180).stdout
                for _ in range(2)]
-    first, second = ([row["name"] for row in json.loads(out)] for out in outputs)
+    first, second = ([row["name"] for row in json.loads(out)["trials"]] for out in outputs)
     assert first == second and first
 
 

@@ -139,8 +139,8 @@ def check_corpus(experiment: Experiment, trials: list[TrialSpec], corpus: Corpus
             f"DataConfig.unique_tokens: {data.unique_tokens:,} exceeds the {corpus.train_tokens:,} "
             f"training tokens of the corpus (max_corpus_bytes={data.max_corpus_bytes:,})")
     unique = unique_tokens(experiment, corpus)
-    longest = max(trials, key=lambda spec: _most_tokens(spec, experiment))
-    tokens = _most_tokens(longest, experiment)
+    longest = max(trials, key=lambda spec: most_tokens(spec, experiment))
+    tokens = most_tokens(longest, experiment)
     if tokens <= unique:
         return
     epochs = tokens / unique
@@ -157,7 +157,7 @@ def check_corpus(experiment: Experiment, trials: list[TrialSpec], corpus: Corpus
         f"{needed:,} bytes (max_corpus_bytes={needed})")
 
 
-def _most_tokens(spec: TrialSpec, experiment: Experiment) -> int:
+def most_tokens(spec: TrialSpec, experiment: Experiment) -> int:
     """Training tokens D of the trial; for a batch searched at random, the most it can be."""
     if spec.tokens is not None:
         return spec.tokens

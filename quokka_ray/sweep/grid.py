@@ -62,6 +62,8 @@ class TrialSpec:
 
     @property
     def exact_flops_per_token(self) -> float:
+        """Training FLOPs per token of the model at the data's sequence length, attention and
+        output layer included: what MFU and the plan's GPU-hours count (sweep/costs.py)."""
         return flops_per_token(self.model, self.model.max_seq_len)
 
 

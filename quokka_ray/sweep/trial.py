@@ -73,8 +73,6 @@ def resolve(config: dict, context: SweepContext) -> tuple[TrialSpec, TrainConfig
 
 def trial_params(spec: TrialSpec, train: TrainConfig, context: SweepContext) -> dict[str, object]:
     """The MLflow parameters of a trial run; every run carries the same names."""
-    from quokka_ray.model import flops_per_token
-
     hyper, objective = train.hyperparameters, spec.objective
     unique = unique_tokens(context.experiment, context.corpus, spec)
     return {
@@ -86,7 +84,7 @@ def trial_params(spec: TrialSpec, train: TrainConfig, context: SweepContext) -> 
         "tokens": train.tokens, "flops": 6.0 * spec.non_embedding_params * train.tokens,
         "budget_flops": spec.budget_flops if spec.budget_flops is not None else "",
         "unique_tokens": unique, "epochs": train.tokens / unique,
-        "exact_flops_per_token": flops_per_token(spec.model, train.data.seq_len),
+        "exact_flops_per_token": spec.exact_flops_per_token,
         "seq_len": train.data.seq_len, "batch_sequences": hyper.batch_sequences,
         "batch_tokens": train.batch_tokens, "steps": train.total_steps,
         "lr": hyper.lr, "weight_decay": hyper.weight_decay, "lr_schedule": hyper.lr_schedule,

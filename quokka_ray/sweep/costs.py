@@ -1,0 +1,121 @@
+"""What a plan costs before it runs: each trial's exact training FLOPs, its GPU-hours at a
+stated GPU type and MFU, and the refusal of a plan over a GPU-hour limit.
+
+A trial's training FLOPs are the exact FLOPs per token of its model (attention, embeddings and
+the whole output layer included: `quokka_ray.model.flops_per_token`) times its training
+tokens; validation passes are not counted. GPU-hours are those FLOPs over the GPU's dense bf16
+peak times the MFU, so they do not depend on how many GPUs a trial spreads over.
+
+A trial of a warmup-stable-decay ladder (a data-constrained study, or an IsoFLOP study that
+reuses stable phases) trains only its decay, from the ladder's branch point: that is its cost,
+as its MLflow run records it (`tokens_trained`), and each ladder's stable phase, trained once,
+is priced on its own."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from quokka_ray.config import ConfigError
+from quokka_ray.sweep.checks import ladders, most_tokens
+from quokka_ray.sweep.grid import TrialSpec, train_config
+from quokka_ray.sweep.ladder import ladder
+from quokka_ray.sweep.spec import Experiment
+from quokka_ray.train.gpus import peak_bf16_flops
+
+
+@dataclass(frozen=True)
+class GpuRate:
+    """The GPU type and the utilisation that training FLOPs are turned into GPU-hours at."""
+
+    gpu: str
+    """A name of `quokka_ray.train.gpus.PEAK_BF16_FLOPS` (h100, a100, ...)."""
+    mfu: float
+    """Model FLOPs utilisation: the share of the peak that training achieves, in (0, 1]."""
+
+    def __post_init__(self) -> None:
+        peak_bf16_flops(self.gpu)  # an unknown name fails here, listing the known ones
+        if not 0 < self.mfu <= 1:
+            raise ConfigError(f"--mfu {self.mfu:g}: expected a fraction in (0, 1]")
+
+    @property
+    def peak_flops(self) -> float:
+        """Dense bf16 peak FLOP/s of one GPU."""
+        return peak_bf16_flops(self.gpu)
+
+    def gpu_hours(self, flops: float) -> float:
+        return flops / (self.peak_flops * self.mfu) / 3600.0
+
+    def describe(self) -> str:
+        return f"{self.gpu} ({self.peak_flops / 1e12:g} TFLOP/s bf16 peak) at MFU {self.mfu:g}"
+
+
+@dataclass(frozen=True)
+class TrialCost:
+    name: str
+    flops: float
+    """Exact training FLOPs of one run of the trial (of a ladder's trial: its decay)."""
+    upper_bound: bool
+    """The batch size is searched at random, so the tokens are known only once Tune samples
+    it: `flops` is the most they can be."""
+
+
+@dataclass(frozen=True)
+class PlanCost:
+    trials: list[TrialCost]
+    stable_phases: list[TrialCost]
+    """The stable phase of each ladder, trained once for all of its trials."""
+    runs_per_trial: int
+    """Tune runs every trial of the plan Search.num_samples times (Optuna's samples of its one
+    trial point, or the samples of random search spaces at each grid point)."""
+    early_stopping: bool
+    """ASHA may stop runs before their end: the totals are then the most the plan can cost."""
+
+    @property
+    def runs(self) -> int:
+        return len(self.trials) * self.runs_per_trial
+
+    @property
+    def flops(self) -> float:
+        """Exact training FLOPs of every run of the plan."""
+        return (math.fsum(t.flops for t in self.trials) * self.runs_per_trial
+                + math.fsum(s.flops for s in self.stable_phases))
+
+    @property
+    def upper_bound(self) -> bool:
+        return self.early_stopping or any(t.upper_bound for t in self.trials)
+
+
+def plan_cost(experiment: Experiment, trials: list[TrialSpec]) -> PlanCost:
+    tokens = {spec.name: most_tokens(spec, experiment) for spec in trials if not spec.ladder}
+    stable_phases = []
+    for key, specs in ladders([spec for spec in trials if spec.ladder]).items():
+        configs = [train_config(spec, experiment) for spec in specs]
+        plan = ladder(configs[-1], [c.total_steps for c in configs])
+        for spec, branch in zip(specs, plan.branches, strict=True):
+            tokens[spec.name] = (branch.total_steps - plan.branch_point(branch)) \
+                * branch.batch_tokens
+        stable_phases.append(TrialCost(
+            f"{key}-stable", specs[-1].exact_flops_per_token * plan.stable.total_steps
+            * plan.stable.batch_tokens, upper_bound=False))
+    costs = [TrialCost(spec.name, spec.exact_flops_per_token * tokens[spec.name],
+                       upper_bound=spec.tokens is None)
+             for spec in trials]
+    return PlanCost(costs, stable_phases, experiment.search.num_samples,
+                    early_stopping=experiment.search.scheduler != "none")
+
+
+def check_gpu_hours(cost: PlanCost, rate: GpuRate, max_gpu_hours: float) -> None:
+    """Raise ConfigError (one line: the total, the limit, the GPU and the MFU) if the plan
+    needs more GPU-hours than `max_gpu_hours`."""
+    total = rate.gpu_hours(cost.flops)
+    if total > max_gpu_hours:
+        needs = "may need up to" if cost.upper_bound else "needs"
+        runs = f" ({cost.runs} runs)" if cost.runs_per_trial > 1 else ""
+        raise ConfigError(
+            f"the plan {needs} {format_gpu_hours(total)} GPU-hours{runs} on {rate.describe()}, "
+            f"over --max-gpu-hours {max_gpu_hours:g}")
+
+
+def format_gpu_hours(hours: float) -> str:
+    return f"{hours:,.0f}" if hours >= 1000 else f"{hours:.3g}"

@@ -1,0 +1,172 @@
+"""`quokka plan --gpu TYPE --mfu X` prices every trial and the plan before anything runs, and
+`--max-gpu-hours` makes `plan` and `run` refuse a plan over budget before anything starts: no
+Ray session, no MLflow store or run, no shard. No training here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from quokka_ray.cli import main
+from quokka_ray.model import flops_per_token
+from quokka_ray.sweep import load_plan
+from tests.conftest import EXPERIMENTS, REPO, run_cli_cases
+
+#: An H100 SXM's dense bf16 peak (NVIDIA's datasheet: 1,979 TFLOP/s with sparsity).
+H100_PEAK_FLOPS = 989.4e12
+MFU = 0.4
+
+# The tiny sweep of the end-to-end tests, its shards left where a real run would write them
+# (under the storage path) so that a test can see none is written.
+EXPERIMENT = """\
+from quokka_ray.sweep import DataConfig, Experiment, Hyperparameters, IsoFlopStudy
+experiment = Experiment(
+    study=IsoFlopStudy(budgets_flops=[2e9, 6e9], model_sizes=[12_000, 55_000, 100_000],
+                       min_steps=3, budget_tolerance=0.05),
+    hyperparameters=Hyperparameters(lr=3e-3, batch_sequences=8),
+    data=DataConfig(seq_len=32, max_corpus_bytes=200_000, validation_sequences=16),
+    name="priced",
+)
+"""
+
+
+@pytest.fixture
+def cache(data_cache, monkeypatch):
+    monkeypatch.setenv("QUOKKA_TEST_CACHE", str(data_cache))
+
+
+def _plan_json(capsys, *args) -> dict:
+    assert main(["plan", str(EXPERIMENTS / "tiny_isoflop.py"), "--json", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_plan_prices_each_trial_and_the_total_is_their_sum(cache, capsys):
+    plan = _plan_json(capsys, "--gpu", "h100", "--mfu", "0.4")
+    experiment, trials = load_plan(EXPERIMENTS / "tiny_isoflop.py")
+    rows = plan["trials"]
+    assert [r["name"] for r in rows] == [t.name for t in trials] and len(rows) == 6
+    for row, spec in zip(rows, trials, strict=True):
+        # The model's exact FLOPs per token times the trial's tokens, as MFU counts them.
+        exact = flops_per_token(spec.model, experiment.data.seq_len) * spec.tokens
+        assert row["exact_flops"] == pytest.approx(exact, rel=1e-12)
+        assert row["exact_flops"] > row["flops"]  # attention and the output layer on top of 6ND
+        assert row["gpu_hours"] == pytest.approx(exact / (H100_PEAK_FLOPS * MFU) / 3600,
+                                                 rel=1e-12)
+    totals = plan["totals"]
+    assert totals["gpu"] == "h100" and totals["mfu"] == MFU
+    assert totals["peak_flops"] == H100_PEAK_FLOPS
+    assert totals["runs"] == 6 and totals["runs_per_trial"] == 1 and not totals["upper_bound"]
+    assert totals["exact_flops"] == pytest.approx(sum(r["exact_flops"] for r in rows), rel=1e-12)
+    assert totals["gpu_hours"] == pytest.approx(sum(r["gpu_hours"] for r in rows), rel=1e-12)
+
+    # The table shows the same hours per trial and their total.
+    assert main(["plan", str(EXPERIMENTS / "tiny_isoflop.py"), "--gpu", "h100",
+                 "--mfu", "0.4"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[-1] == "GPU-h"
+    shown = {line.split()[0]: float(line.split()[-1]) for line in lines
+             if line.split() and line.split()[0] in {r["name"] for r in rows}}
+    for row in rows:
+        assert shown[row["name"]] == pytest.approx(row["gpu_hours"], rel=5e-3)
+    total = next(line for line in lines if line.startswith("total GPU-hours"))
+    assert "h100" in total and "MFU 0.4" in total
+    assert float(total.rsplit(" ", 1)[1]) == pytest.approx(totals["gpu_hours"], rel=5e-3)
+
+
+def test_hours_scale_with_the_gpu_and_the_mfu(cache, capsys):
+    h100 = _plan_json(capsys, "--gpu", "h100", "--mfu", "0.4")["totals"]
+    a100 = _plan_json(capsys, "--gpu", "a100", "--mfu", "0.2")["totals"]
+    # A100: 312 TFLOP/s dense bf16.
+    assert a100["gpu_hours"] == pytest.approx(h100["gpu_hours"] * (989.4 * 0.4) / (312 * 0.2))
+    assert _plan_json(capsys, "--gpu", "h100")["totals"]["mfu"] == 0.4  # the documented default
+    unpriced = _plan_json(capsys)["totals"]
+    assert unpriced["gpu_hours"] is None and unpriced["exact_flops"] == h100["exact_flops"]
+
+
+def test_optuna_totals_count_every_sample(cache, capsys):
+    assert main(["plan", str(EXPERIMENTS / "tiny_optuna.py"), "--json", "--gpu", "h100"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    (row,) = plan["trials"]
+    samples = plan["totals"]["runs_per_trial"]
+    assert samples > 1 and plan["totals"]["runs"] == samples
+    assert plan["totals"]["gpu_hours"] == pytest.approx(row["gpu_hours"] * samples)
+    assert main(["plan", str(EXPERIMENTS / "tiny_optuna.py"), "--gpu", "h100"]) == 0
+    assert f"the totals count {samples} runs" in capsys.readouterr().out
+
+
+def test_a_ladder_trains_its_stable_phase_once_and_each_decay(cache, capsys):
+    path = EXPERIMENTS / "tiny_data_constrained.py"
+    assert main(["plan", str(path), "--json", "--gpu", "h100", "--mfu", "0.4"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    experiment, trials = load_plan(path)
+    hyper, batch_tokens = experiment.hyperparameters, 8 * experiment.data.seq_len
+    rows = {r["name"]: r for r in plan["trials"]}
+    stable = []
+    for size in {t.non_embedding_params for t in trials}:
+        ladder = [t for t in trials if t.non_embedding_params == size]
+        per_token = flops_per_token(ladder[0].model, experiment.data.seq_len)
+        steps = [t.tokens // batch_tokens for t in ladder]
+        # Warmup-stable-decay: each run decays over its last decay_fraction of steps.
+        decays = [int(hyper.decay_fraction * n) for n in steps]
+        for spec, decay in zip(ladder, decays, strict=True):
+            assert rows[spec.name]["exact_flops"] == pytest.approx(
+                per_token * decay * batch_tokens, rel=1e-12)
+        stable.append(per_token * max(n - d for n, d in zip(steps, decays, strict=True))
+                      * batch_tokens)
+    assert sorted(s["exact_flops"] for s in plan["stable_phases"]) == pytest.approx(sorted(stable))
+    total = sum(r["exact_flops"] for r in rows.values()) + sum(stable)
+    assert plan["totals"]["exact_flops"] == pytest.approx(total, rel=1e-12)
+    assert plan["totals"]["gpu_hours"] == pytest.approx(
+        total / (H100_PEAK_FLOPS * MFU) / 3600, rel=1e-12)
+    from_scratch = sum(flops_per_token(t.model, experiment.data.seq_len) * t.tokens
+                       for t in trials)
+    assert total < from_scratch
+
+
+def test_over_budget_plan_and_run_stop_before_anything_starts(tmp_path, capsys):
+    (tmp_path / "priced.py").write_text(EXPERIMENT)
+    experiment, trials = load_plan(tmp_path / "priced.py")
+    total = sum(flops_per_token(t.model, experiment.data.seq_len) * t.tokens
+                for t in trials) / (H100_PEAK_FLOPS * MFU) / 3600
+    limit = f"{total / 2:.3g}"
+    price = ["--gpu", "h100", "--mfu", "0.4", "--max-gpu-hours", limit]
+    plan_dir, run_dir = tmp_path / "plan", tmp_path / "run"
+    for folder in (plan_dir, run_dir):
+        folder.mkdir()
+        (folder / "priced.py").write_text(EXPERIMENT)
+    results = run_cli_cases([
+        (["plan", "priced.py", *price], plan_dir),
+        (["run", "priced.py", *price, "--tracking-uri", f"sqlite:///{run_dir}/mlflow.db",
+          "--storage-path", str(run_dir / "runs")], run_dir),
+    ], tmp_path)
+    for result in results:
+        lines = [line for line in result["stderr"].splitlines() if line.strip()]
+        assert result["code"] == 2 and len(lines) == 1, result["stderr"]
+        assert "Traceback" not in result["stderr"]
+        # The total, the limit, the GPU and the MFU, in one line.
+        assert f"{total:.3g} GPU-hours" in lines[0] and f"--max-gpu-hours {limit}" in lines[0]
+        assert "h100" in lines[0] and "MFU 0.4" in lines[0]
+        assert not result["ray"], "a Ray session was started"
+        assert result["created"] == [], f"created {result['created']}"  # no store, no shards
+    assert sorted(p.name for p in plan_dir.iterdir()) == ["priced.py"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["priced.py"]
+
+
+def test_a_plan_within_budget_goes_on(tmp_path, data_cache, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("QUOKKA_TEST_CACHE", str(data_cache))
+    assert main(["plan", str(EXPERIMENTS / "tiny_isoflop.py"), "--gpu", "h100",
+                 "--max-gpu-hours", "1"]) == 0
+    assert "(limit 1)" in capsys.readouterr().out
+
+
+def test_plan_prices_without_torch():
+    code = ("import sys; from quokka_ray.cli import main; "
+            "main(['plan', 'experiments/quickstart.py', '--gpu', 'h100']); "
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.splitlines()[-1] == "False"
