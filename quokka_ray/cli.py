@@ -43,14 +43,16 @@ def _parser() -> argparse.ArgumentParser:
     plan = sub.add_parser("plan", help="list every trial an experiment file implies, with its "
                           "training FLOPs and GPU-hours")
     plan.add_argument("experiment_file")
+    _add_set_argument(plan)
     plan.add_argument("--json", action="store_true",
-                      help="the same as one JSON object: experiment, trials (one object per "
-                      "trial) and totals")
+                      help="the same as one JSON object: experiment, file_settings, trials "
+                      "(one object per trial), stable_phases (of ladders) and totals")
     add_cost_arguments(plan)
     plan.set_defaults(handler=_plan)
 
     run = sub.add_parser("run", help="run an experiment's trials with Ray Tune + Ray Train")
     run.add_argument("experiment_file")
+    _add_set_argument(run)
     add_cost_arguments(run)
     run.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLFLOW_TRACKING_URI, "
                      "else sqlite:///mlflow.db here)")
@@ -61,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
 
     fit = sub.add_parser("fit", help="fit scaling laws from an experiment's runs or a CSV")
     fit.add_argument("experiment", nargs="?", help="experiment file or name")
+    _add_set_argument(fit)
     fit.add_argument("--tracking-uri")
     from quokka_ray.commands.fit_args import add_csv_fit_arguments
 
@@ -70,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="one trial as one Ray Train run, without Tune or "
                            "MLflow (debugging, benchmarks)")
     train.add_argument("experiment_file")
+    _add_set_argument(train)
     train.add_argument("--trial", help="trial name (see quokka plan; default: the first)")
     train.add_argument("--workers", type=_workers, default=None,
                        help="Ray Train workers: N, or MIN,MAX for an elastic run "
@@ -83,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sample = sub.add_parser("sample", help="generate text from a trained trial's checkpoint")
     sample.add_argument("experiment_file")
+    _add_set_argument(sample)
     sample.add_argument("--trial", required=True, help="trial name (see quokka plan)")
     sample.add_argument("--storage-path")
     sample.add_argument("-n", "--num-samples", type=int, default=4)
@@ -113,6 +118,7 @@ def _parser() -> argparse.ArgumentParser:
         "ray-train", help="a trial's step time in the plain loop and under Ray Train, and "
         "Ray Train's start-up (CPU)")
     ray_train.add_argument("experiment_file")
+    _add_set_argument(ray_train)
     ray_train.add_argument("--trial", help="trial name (default: the first)")
     ray_train.add_argument("--steps", type=int, default=60)
     ray_train.add_argument("--storage-path", default=None)
@@ -120,10 +126,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(path: str):
-    from quokka_ray.sweep import load_plan
+def _add_set_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", metavar="NAME=VALUE",
+                        help="a setting of the experiment file: a keyword argument of its "
+                        "make_experiment(...), for example --set scale=paper (repeatable)")
 
-    return load_plan(path)
+
+def _load(path: str, assignments: list[str] | None):
+    """(experiment, its checked trials, the file's settings) of an experiment file given
+    `--set` texts."""
+    from quokka_ray.sweep.loader import checked_trials, load_experiment_file
+    from quokka_ray.sweep.settings import parse_assignments
+
+    experiment, file_settings = load_experiment_file(path, parse_assignments(assignments))
+    return experiment, checked_trials(path, experiment), file_settings
 
 
 def _check_gpu_hours(path: str, cost, rate, limit: float | None) -> None:
@@ -167,7 +183,7 @@ def _plan(args) -> int:
     from quokka_ray.sweep.costs import format_gpu_hours, plan_cost
 
     rate, limit = gpu_rate(args), max_gpu_hours(args)
-    experiment, trials = _load(args.experiment_file)
+    experiment, trials, file_settings = _load(args.experiment_file, args.set)
     cost = plan_cost(experiment, trials)
     _check_gpu_hours(args.experiment_file, cost, rate, limit)  # before any shard is written
     corpus = _corpus(experiment, trials, args.experiment_file)
@@ -201,10 +217,12 @@ def _plan(args) -> int:
                   "peak_flops": rate.peak_flops if rate else None,
                   "mfu": rate.mfu if rate else None, "gpu_hours": total_hours,
                   "max_gpu_hours": limit}
-        print(json.dumps({"experiment": experiment.name, "trials": rows,
-                          "stable_phases": stable, "totals": totals}, indent=1))
+        print(json.dumps({"experiment": experiment.name, "file_settings": file_settings,
+                          "trials": rows, "stable_phases": stable, "totals": totals}, indent=1))
         return 0
-    print(f"experiment {experiment.name!r}: {len(trials)} trials"
+    given = " ".join(f"{k}={v}" for k, v in file_settings.items())
+    print(f"experiment {experiment.name!r}" + (f" ({given})" if given else "")
+          + f": {len(trials)} trials"
           + (f" x {experiment.search.num_samples} samples of {', '.join(trials[0].searched)}"
              if trials and trials[0].searched else ""))
     header = (f"{'name':<36} {'kind':<4} {'N':>13} {'L x d':>7} {'D tokens':>10} {'epochs':>6} "
@@ -286,7 +304,7 @@ def _run(args) -> int:
     from quokka_ray.sweep.driver import run_experiment
 
     rate, limit = gpu_rate(args), max_gpu_hours(args)
-    experiment, trials = _load(args.experiment_file)
+    experiment, trials, file_settings = _load(args.experiment_file, args.set)
     cost = plan_cost(experiment, trials)
     _check_gpu_hours(args.experiment_file, cost, rate, limit)  # before Ray, MLflow and data
     print(f"[quokka] {experiment.name}: {len(trials)} trials", flush=True)
@@ -296,21 +314,28 @@ def _run(args) -> int:
               + (f" (limit {limit:g})" if limit else ""), flush=True)
     try:
         outcome = run_experiment(experiment, trials, tracking_uri=args.tracking_uri,
-                                 storage_path=args.storage_path, address=args.address)
+                                 storage_path=args.storage_path, address=args.address,
+                                 file_settings=file_settings)
     except ConfigError as err:
         raise ConfigError(f"{args.experiment_file}: {err}") from None
     print(f"[quokka] {outcome.finished} trials finished, {outcome.failed} failed")
     print(f"[quokka] checkpoints and Tune state: {outcome.storage_path}")
     print(f"[quokka] compare runs: mlflow ui --backend-store-uri {outcome.tracking_uri}")
     print(f"[quokka] fit the laws: quokka fit {args.experiment_file}"
+          + "".join(f" --set {text}" for text in args.set or ())
           + (f" --tracking-uri {outcome.tracking_uri}" if args.tracking_uri else ""))
     return 0 if outcome.failed == 0 else 1
 
 
 def _fit(args) -> int:
+    from quokka_ray.config import ConfigError
+
     if args.csv:
         from quokka_ray.commands.fit_args import run_csv_fit
 
+        if args.set:
+            raise ConfigError(f"--set {args.set[0]}: settings are for an experiment file, "
+                              "not for --csv")
         return run_csv_fit(args)
     if not args.experiment:
         raise ValueError("give an experiment file or name, or --csv FILE")
@@ -319,9 +344,13 @@ def _fit(args) -> int:
 
     name, uri, planned = args.experiment, args.tracking_uri, None
     if args.experiment.endswith(".py") or Path(args.experiment).is_file():
-        experiment, trials = _load(args.experiment)
+        # The plan of the settings given: the runs of that scale, under its experiment name.
+        experiment, trials, _ = _load(args.experiment, args.set)
         name, planned = experiment.name, [t.name for t in trials]
         uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or experiment.tracking_uri
+    elif args.set:
+        raise ConfigError(f"--set {args.set[0]}: settings are for an experiment file, and "
+                          f"{args.experiment!r} is an experiment name")
     uri = resolve_tracking_uri(uri)
     check_reachable(uri)
     out_dir = Path(args.out or Path("quokka_outputs") / name).resolve()
@@ -358,7 +387,7 @@ def _train(args) -> int:
     from quokka_ray.sweep.driver import resolve_storage_path
     from quokka_ray.sweep.single_run import run_single, single_run_config
 
-    experiment, trials = _load(args.experiment_file)
+    experiment, trials, _ = _load(args.experiment_file, args.set)
     spec, cfg = single_run_config(experiment, trials, args.trial, args.steps)
     storage = resolve_storage_path(args.storage_path or experiment.storage_path)
     cfg = replace(cfg, data=with_root(cfg.data, storage))
@@ -385,7 +414,7 @@ def _train(args) -> int:
 def _sample(args) -> int:
     from quokka_ray.sampling import sample_from_checkpoint
 
-    experiment, trials = _load(args.experiment_file)
+    experiment, trials, _ = _load(args.experiment_file, args.set)
     for text in sample_from_checkpoint(experiment, trials, args.trial, storage_path=args.storage_path,
                                        num_samples=args.num_samples, steps=args.steps,
                                        seed=args.seed):
@@ -408,7 +437,7 @@ def _bench_ray_train(args) -> int:
     from quokka_ray.sweep.driver import resolve_storage_path
     from quokka_ray.sweep.single_run import single_run_config
 
-    experiment, trials = _load(args.experiment_file)
+    experiment, trials, _ = _load(args.experiment_file, args.set)
     _, cfg = single_run_config(experiment, trials, args.trial, args.steps)
     storage = resolve_storage_path(args.storage_path or experiment.storage_path)
     cfg = replace(cfg, data=with_root(cfg.data, storage))

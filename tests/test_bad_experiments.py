@@ -192,13 +192,33 @@ CASES = {
     "no_experiment": ("x = 1", "experiment = Experiment"),
     "bad_name": ("experiment = make(name='my sweep')", "Experiment.name"),
     "syntax_error": ("experiment = make(", "syntax error"),
+    # a file that takes settings
+    "maker_and_experiment": ("experiment = make()\ndef make_experiment():\n    return make()",
+                             "make_experiment"),
+    "maker_returns_no_experiment": ("def make_experiment(scale='a'):\n    return 3",
+                                    "make_experiment() returned int"),
+    "maker_default_not_a_choice": ("from typing import Literal\n"
+                                   "def make_experiment(scale: Literal['a', 'b'] = 'c'):\n"
+                                   "    return make()", "defaults to 'c'"),
+    "maker_setting_unreadable": ("def make_experiment(sizes: list = [1]):\n    return make()",
+                                 "setting 'sizes'"),
+    "maker_bad_field": ("def make_experiment(scale='a'):\n"
+                        "    return make(seed='zero')", "Experiment.seed"),
 }
 
 
+# A file that takes settings (`--set scale=...`, `--set seed=...`).
+SCALED = """
+from typing import Literal
+
+def make_experiment(scale: Literal["small", "large"] = "small", seed: int = 0):
+    tokens = 32 * 32 * (20 if scale == "small" else 40)
+    return make(study=FixedStudy(model_sizes=[12_000], tokens=[tokens]), seed=seed)
+"""
 PLAIN = "experiment = make()\n"
 
 # Bad command-line options on a good file. name: (the file's body, the options, what the one
-# line must hold: the option and its value)
+# line must hold: the option or setting and its value, and for a setting the file)
 OPTION_CASES = {
     "gpu_unknown": (PLAIN, ["--gpu", "h1000"], ["--gpu h1000", "h100", "a100"]),
     "mfu_zero": (PLAIN, ["--gpu", "h100", "--mfu", "0"], ["--mfu 0", "(0, 1]"]),
@@ -211,6 +231,19 @@ OPTION_CASES = {
                            ["--max-gpu-hours -5", "positive"]),
     "max_hours_text": (PLAIN, ["--gpu", "h100", "--max-gpu-hours", "lots"],
                        ["--max-gpu-hours lots", "positive"]),
+    "set_unknown_name": (SCALED, ["--set", "sclae=large"],
+                         ["set_unknown_name.py", "--set sclae=large", "unknown setting 'sclae'",
+                          "scale, seed"]),
+    "set_value_not_a_choice": (SCALED, ["--set", "scale=huge"],
+                               ["set_value_not_a_choice.py", "--set scale=huge",
+                                "one of 'small', 'large'"]),
+    "set_value_not_an_int": (SCALED, ["--set", "seed=zero"],
+                             ["set_value_not_an_int.py", "--set seed=zero", "an integer"]),
+    "set_without_value": (SCALED, ["--set", "scale"], ["--set scale", "NAME=VALUE"]),
+    "set_twice": (SCALED, ["--set", "scale=small", "--set", "scale=large"],
+                  ["--set scale=large", "twice"]),
+    "set_on_a_plain_file": (PLAIN, ["--set", "scale=large"],
+                            ["set_on_a_plain_file.py", "--set scale=large", "takes no settings"]),
 }
 
 

@@ -80,13 +80,15 @@ def check_ray_address(address: str | None, timeout_s: float = 5.0) -> None:
 
 def run_experiment(experiment: Experiment, trials: list[TrialSpec], *,
                    tracking_uri: str | None = None, storage_path: str | None = None,
-                   address: str | None = None) -> SweepOutcome:
+                   address: str | None = None, file_settings: dict | None = None) -> SweepOutcome:
+    """`file_settings`: what the experiment file was given with `--set` (defaults included),
+    stored with the plan so that a sweep continued with other settings is refused."""
     storage = resolve_storage_path(storage_path or experiment.storage_path)
     uri = resolve_tracking(tracking_uri, experiment)
     data = with_root(experiment.data, storage)  # shards under the storage path unless named
     experiment = replace(experiment, data=data)
     experiment_path = f"{storage}/tune/{experiment.name}"
-    plan = plan_record(trials)
+    plan = plan_record(trials, file_settings)
 
     # Everything that can fail on the user's input fails here, before any MLflow run exists;
     # before Ray starts too, unless the shards must be prepared first (Ray Data).
@@ -114,7 +116,7 @@ def run_experiment(experiment: Experiment, trials: list[TrialSpec], *,
     parent = store.sweep_run(experiment.name, plan, {
         "experiment": experiment.name, "trials": len(trials),
         "study": type(experiment.study).__name__, "search": experiment.search.algorithm,
-        "storage_path": storage})
+        "storage_path": storage, **{f"set.{k}": v for k, v in (file_settings or {}).items()}})
     print(f"[quokka] MLflow: experiment {experiment.name!r}, sweep run {parent} in {uri}", flush=True)
     context = SweepContext(experiment=experiment, trials={t.name: t for t in trials},
                            tracking_uri=uri, storage_path=storage, parent_run_id=parent,
