@@ -165,7 +165,7 @@ def test_a_plan_within_budget_goes_on(tmp_path, data_cache, capsys, monkeypatch)
 
 def test_plan_prices_without_torch():
     code = ("import sys; from quokka_ray.cli import main; "
-            "main(['plan', 'experiments/quickstart.py', '--gpu', 'h100']); "
+            "main(['plan', 'experiments/isoflop_dlm.py', '--set', 'scale=paper', '--gpu', 'h100']); "
             "print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                           timeout=120, check=True)

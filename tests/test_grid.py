@@ -80,11 +80,32 @@ def test_wrong_types_name_the_field():
         Hyperparameters(batch_sequences=tune.choice([8, "x"]) if False else tune.grid_search([8, "x"]))
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "experiments").glob("*.py")), ids=lambda p: p.stem)
-def test_every_example_experiment_plans(path):
-    experiment = load_experiment(path)
+def _every_choice(path) -> list[dict[str, str]]:
+    """Every combination of the Literal settings of an experiment file's make_experiment."""
+    import itertools
+    import runpy
+    import typing
+
+    maker = runpy.run_path(str(path)).get("make_experiment")
+    if maker is None:
+        return [{}]
+    choices = {name: [str(c) for c in typing.get_args(hint)]
+               for name, hint in typing.get_type_hints(maker).items()
+               if typing.get_origin(hint) is typing.Literal}
+    return [dict(zip(choices, combo, strict=True))
+            for combo in itertools.product(*choices.values())]
+
+
+EXAMPLES = [(path, settings) for path in sorted((REPO / "experiments").glob("*.py"))
+            for settings in _every_choice(path)]
+
+
+@pytest.mark.parametrize(("path", "settings"), EXAMPLES,
+                         ids=[p.stem + "".join(f"-{v}" for v in s.values()) for p, s in EXAMPLES])
+def test_every_example_experiment_plans(path, settings):
+    experiment = load_experiment(path, settings)
     trials = plan_trials(experiment)
-    assert trials and experiment.name == path.stem
+    assert trials and experiment.name.startswith(path.stem)
     assert all(t.non_embedding_params > 0 for t in trials)
 
 

@@ -5,6 +5,8 @@ No training here."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from quokka_ray.cli import main
@@ -15,7 +17,10 @@ from quokka_ray.sweep.loader import load_experiment_file
 from quokka_ray.sweep.stored_plan import check_unchanged, plan_record, write_plan
 from quokka_ray.sweep.trial import SweepContext, trial_params
 from quokka_ray.tracking import MlflowRunTracker, MlflowStore
-from tests.conftest import run_cli_cases
+from tests.conftest import REPO, run_cli_cases
+
+ISOFLOP_DLM = REPO / "experiments" / "isoflop_dlm.py"
+PAPER_BUDGETS = [3e18, 6e18, 1e19, 3e19, 6e19, 1e20, 3e20, 6e20, 1e21]
 
 # One experiment name for both scales, so that a changed setting meets the stored sweep; the
 # annotations are strings here (postponed evaluation), as in any file that imports annotations.
@@ -46,6 +51,31 @@ def scaled(tmp_path):
     path = tmp_path / "scaled.py"
     path.write_text(SCALED)
     return path
+
+
+def test_the_paper_scale_is_another_plan_than_the_tiny_one():
+    tiny, tiny_trials = load_plan(ISOFLOP_DLM)
+    explicit, explicit_trials = load_plan(ISOFLOP_DLM, {"scale": "tiny"})
+    paper, paper_trials = load_plan(ISOFLOP_DLM, {"scale": "paper"})
+    assert [t.name for t in tiny_trials] == [t.name for t in explicit_trials]  # the default
+    assert tiny.name != paper.name  # each scale is its own MLflow and Tune experiment
+    assert not {t.name for t in tiny_trials} & {t.name for t in paper_trials}
+    assert sorted({t.budget_flops for t in paper_trials}) == PAPER_BUDGETS
+    assert paper.data.tokenizer == "gpt2" and paper.data.seq_len == 2048
+    assert tiny.data.source == "stdlib" and not tiny.resources.use_gpu
+    assert max(t.non_embedding_params for t in paper_trials) > 1e9
+    assert max(t.non_embedding_params for t in tiny_trials) < 1e5
+    # Each budget keeps its own window of sizes: 1 to 1000 tokens per parameter.
+    for spec in paper_trials:
+        assert 1 <= spec.tokens / spec.non_embedding_params <= 1000
+
+
+def test_plan_json_names_the_settings(capsys):
+    assert main(["plan", str(ISOFLOP_DLM), "--set", "scale=paper", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["experiment"] == "isoflop_dlm-paper"
+    assert plan["file_settings"] == {"scale": "paper"}
+    assert sorted({row["budget_flops"] for row in plan["trials"]}) == PAPER_BUDGETS
 
 
 def test_settings_are_read_by_their_annotations(scaled):
