@@ -109,6 +109,28 @@ def test_every_example_experiment_plans(path, settings):
     assert all(t.non_embedding_params > 0 for t in trials)
 
 
+#: Files with one scale only: the quickstart is a laptop walk-through, not a study of the paper.
+SINGLE_SCALE = {"quickstart"}
+STUDIES = [p for p in sorted((REPO / "experiments").glob("*.py")) if p.stem not in SINGLE_SCALE]
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
+def test_every_study_has_a_tiny_and_a_paper_scale_with_their_own_names(path):
+    scales = [s["scale"] for s in _every_choice(path) if "scale" in s]
+    assert {"tiny", "paper"} <= set(scales)
+    # One MLflow experiment per scale, so that no fit mixes the runs of two scales.
+    names = {load_experiment(path, {"scale": s}).name for s in scales}
+    assert names == {f"{path.stem}-{s}" for s in scales}
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=[p.stem for p in STUDIES])
+def test_the_paper_scale_uses_the_papers_recipe_on_gpus(path):
+    experiment = load_experiment(path, {"scale": "paper"})
+    assert experiment.data.tokenizer == "gpt2" and experiment.data.seq_len == 2048
+    assert experiment.data.source != "stdlib"
+    assert experiment.resources.use_gpu
+
+
 def test_tokens_per_param_gives_each_budget_its_window_of_sizes():
     experiment = load_experiment(EXPERIMENTS / "tiny_isoflop.py")
     sizes = [3_000, 12_000, 55_000, 100_000, 200_000]
