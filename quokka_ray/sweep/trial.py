@@ -1,6 +1,7 @@
 """One Tune trial: resolve its settings, open its MLflow run and fit a Ray Train TorchTrainer
 whose workers train with FSDP2. The Train run's name is the trial's stable name, so a trial
-started again resumes from its last checkpoint.
+started again resumes from its last checkpoint, and a trial whose MLflow run has ended is not
+trained again.
 
 How a trial ended (finished, stopped early, failed) is recorded by the sweep's driver, which
 sees what Tune decided; the trial's own process may be stopped at any report."""
@@ -10,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 
+from ray import tune
 from ray.train import (
     Checkpoint,
     CheckpointConfig,
@@ -44,6 +46,9 @@ class SweepContext:
     git_commit: str
     corpus: Corpus
 
+
+#: Set in a result that a trial rebuilt from its MLflow run instead of training.
+RECORDED = "quokka_recorded"
 
 #: How long a Train worker group may take to start. Ray's default (60 s) is shorter than a
 #: cold start of several workers on a busy 2-core machine or an autoscaler adding a GPU node,
@@ -104,6 +109,14 @@ def trial_params(spec: TrialSpec, train: TrainConfig, context: SweepContext) -> 
 def run_trial(config: dict, context: SweepContext) -> None:
     """Tune's function trainable."""
     spec, train, name = resolve(config, context)
+    store = MlflowStore(context.tracking_uri)
+    ended = store.ended_trial_run(context.experiment.name, name)
+    if ended is not None:
+        # The driver recorded how this trial ended, then was stopped before Tune saved its own
+        # state (every few seconds), so the restored sweep runs the trial again: Tune is told
+        # the recorded result instead, and nothing is trained or logged twice.
+        tune.report({**store.recorded_result(ended), RECORDED: 1.0})
+        return
     run_id = open_trial_run(spec, train, name, context)
     # How the run ended is recorded by the driver (tune_driver.TrialOutcomes) alone: when Tune
     # stops this trial, fit() may raise here as its controller goes, which is no failure.
