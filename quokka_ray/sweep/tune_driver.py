@@ -178,6 +178,10 @@ def run_sweep(experiment: Experiment, trials: list[TrialSpec], context: SweepCon
         print(f"[quokka] resuming the sweep stored at {experiment_path}", flush=True)
         tuner = tune.Tuner.restore(experiment_path, trainable=trainable, param_space=param_space,
                                    resume_unfinished=True, resume_errored=True)
+        # The restored RunConfig holds the callbacks the last driver pickled, with its sweep
+        # context (tracking URI, sweep run, settings): outcomes go where this run records them.
+        # Tune has no public way to replace them (ray issue 41364).
+        tuner._local_tuner.get_run_config().callbacks = [outcomes]
     else:
         tuner = tune.Tuner(
             trainable,
