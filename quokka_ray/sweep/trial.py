@@ -8,9 +8,12 @@ sees what Tune decided; the trial's own process may be stopped at any report."""
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from dataclasses import asdict, dataclass
 
+import pyarrow.fs as pafs
 from ray import tune
 from ray.train import (
     Checkpoint,
@@ -59,6 +62,37 @@ WORKER_START_TIMEOUT_S = 600
 def allow_slow_worker_start() -> None:
     """Read by TorchTrainer.fit() in this process and passed on to its controller."""
     os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", str(WORKER_START_TIMEOUT_S))
+
+
+#: Ray Train's record of a run's checkpoints, in the run's folder (a ray.train.v2 internal:
+#: under another name, set_aside_if_unreadable finds nothing to check).
+TRAIN_SNAPSHOT = "checkpoint_manager_snapshot.json"
+
+
+def set_aside_if_unreadable(folder: str) -> bool:
+    """Move a Ray Train run's folder aside, and say so, if its checkpoint record cannot be
+    read. Train rewrites that record in place at each checkpoint: a controller killed while
+    writing it (with the driver that started it) leaves it empty, and Train refuses to start
+    that run again, so the trial would fail on every resume. Started afresh, the run trains
+    the same seeded trajectory, and its MLflow run keeps the values it already holds."""
+    fs, path = pafs.FileSystem.from_uri(folder if "://" in folder else f"file://{folder}")
+    record = f"{path}/{TRAIN_SNAPSHOT}"
+    if fs.get_file_info(record).type != pafs.FileType.File:
+        return False
+    with fs.open_input_stream(record) as stream:
+        try:
+            json.loads(stream.read())
+            return False
+        except ValueError:
+            pass
+    aside = f"{path}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}"
+    while fs.get_file_info(aside).type != pafs.FileType.NotFound:
+        aside += "-"
+    fs.move(path, aside)
+    print(f"[quokka] {folder}: Ray Train's checkpoint record is unreadable (its writer was "
+          f"killed): the run starts again from step 0; its checkpoints were moved to {aside}",
+          flush=True)
+    return True
 
 
 def run_name(spec: TrialSpec, sampled: dict) -> str:
@@ -141,6 +175,7 @@ def trainer(train: TrainConfig, name: str, run_id: str, context: SweepContext, *
     resumes from its last checkpoint; `start_from` another run's checkpoint (a branch)."""
     resources = context.experiment.resources
     allow_slow_worker_start()
+    set_aside_if_unreadable(f"{context.storage_path}/train/{name}")
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"train": train, "start_from": start_from,
