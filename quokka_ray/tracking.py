@@ -3,11 +3,13 @@ metrics, and reading finished trials back for the law fits.
 
 Layout in MLflow: one experiment per quokka experiment; one parent run per `quokka run`
 (tag quokka.role=sweep); one child run per trial (tags quokka.role=trial, quokka.trial=<name>,
-mlflow.parentRunId). A trial interrupted and resumed continues in its unfinished run."""
+mlflow.parentRunId). A trial interrupted and resumed continues in its unfinished run; one
+whose run has ended (finished, stopped early, diverged) is not run again."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import tempfile
@@ -28,7 +30,9 @@ ROLE_TAG = "quokka.role"
 PARENT_TAG = "mlflow.parentRunId"
 PLAN_DIGEST_TAG = "quokka.plan_digest"
 OUTCOME_TAG = "quokka.outcome"
-"""How a trial ended: finished, stopped_early (by ASHA) or failed."""
+"""How a trial ended: finished, stopped_early (by ASHA), diverged or failed."""
+ENDED_OUTCOMES = ("finished", "stopped_early", "diverged")
+"""Outcomes that are final: a trial that raised (failed) is tried again when its sweep resumes."""
 PLAN_ARTIFACT = "plan.json"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"
@@ -174,14 +178,38 @@ class MlflowStore:
                           "attributes.status = 'FINISHED'", max_results=1)
         return runs[0].info.run_id if runs else None
 
+    def ended_trial_run(self, experiment_name: str, trial_name: str):
+        """The trial's run if the sweep's driver has recorded how it ended (finished, stopped
+        early or diverged; the tag is set before the status), else None."""
+        for run in self._runs(experiment_name, f"tags.`{TRIAL_TAG}` = '{trial_name}'"):
+            if (run.info.status == "FINISHED"
+                    or run.data.tags.get(OUTCOME_TAG) in ENDED_OUTCOMES):
+                return run
+        return None
+
+    def recorded_result(self, run) -> dict[str, float]:
+        """The last result an ended trial reported, rebuilt from its run: its latest metrics,
+        at the step of its last evaluation (or of its divergence)."""
+        result = dict(run.data.metrics)
+        key = "diverged" if result.get("diverged") else "val_loss"
+        steps = [m.step for m in self.client.get_metric_history(run.info.run_id, key)]
+        result["step"] = float(max(steps, default=int(run.data.params.get("steps", 0))))
+        if result.get("diverged"):
+            result.update(train_loss=math.inf, val_loss=math.inf, final_loss=math.inf)
+        return result
+
     def find_trial_run(self, experiment_name: str, trial_name: str) -> str | None:
         runs = self._runs(experiment_name, f"tags.`{TRIAL_TAG}` = '{trial_name}'", max_results=1)
         return runs[0].info.run_id if runs else None
 
     def end_run(self, run_id: str, status: str = "FINISHED", outcome: str | None = None) -> None:
-        if outcome is not None:
+        """Tag the outcome, then end the run; a run that already ended so keeps its end time (a
+        resumed sweep is told again how the trials it did not train had ended)."""
+        run = self.client.get_run(run_id)
+        if outcome is not None and run.data.tags.get(OUTCOME_TAG) != outcome:
             self.client.set_tag(run_id, OUTCOME_TAG, outcome)
-        self.client.set_terminated(run_id, status=status)
+        if run.info.status != status or run.info.end_time is None:
+            self.client.set_terminated(run_id, status=status)
 
     def log_artifacts(self, run_id: str, paths: list[Path], artifact_path: str | None = None):
         for path in paths:

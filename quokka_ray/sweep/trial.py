@@ -1,15 +1,20 @@
 """One Tune trial: resolve its settings, open its MLflow run and fit a Ray Train TorchTrainer
 whose workers train with FSDP2. The Train run's name is the trial's stable name, so a trial
-started again resumes from its last checkpoint.
+started again resumes from its last checkpoint, and a trial whose MLflow run has ended is not
+trained again.
 
 How a trial ended (finished, stopped early, failed) is recorded by the sweep's driver, which
 sees what Tune decided; the trial's own process may be stopped at any report."""
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from dataclasses import asdict, dataclass
 
+import pyarrow.fs as pafs
+from ray import tune
 from ray.train import (
     Checkpoint,
     CheckpointConfig,
@@ -45,6 +50,9 @@ class SweepContext:
     corpus: Corpus
 
 
+#: Set in a result that a trial rebuilt from its MLflow run instead of training.
+RECORDED = "quokka_recorded"
+
 #: How long a Train worker group may take to start. Ray's default (60 s) is shorter than a
 #: cold start of several workers on a busy 2-core machine or an autoscaler adding a GPU node,
 #: and a timed-out start is retried in a way that can leave its placement group holding CPUs.
@@ -54,6 +62,37 @@ WORKER_START_TIMEOUT_S = 600
 def allow_slow_worker_start() -> None:
     """Read by TorchTrainer.fit() in this process and passed on to its controller."""
     os.environ.setdefault("RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S", str(WORKER_START_TIMEOUT_S))
+
+
+#: Ray Train's record of a run's checkpoints, in the run's folder (a ray.train.v2 internal:
+#: under another name, set_aside_if_unreadable finds nothing to check).
+TRAIN_SNAPSHOT = "checkpoint_manager_snapshot.json"
+
+
+def set_aside_if_unreadable(folder: str) -> bool:
+    """Move a Ray Train run's folder aside, and say so, if its checkpoint record cannot be
+    read. Train rewrites that record in place at each checkpoint: a controller killed while
+    writing it (with the driver that started it) leaves it empty, and Train refuses to start
+    that run again, so the trial would fail on every resume. Started afresh, the run trains
+    the same seeded trajectory, and its MLflow run keeps the values it already holds."""
+    fs, path = pafs.FileSystem.from_uri(folder if "://" in folder else f"file://{folder}")
+    record = f"{path}/{TRAIN_SNAPSHOT}"
+    if fs.get_file_info(record).type != pafs.FileType.File:
+        return False
+    with fs.open_input_stream(record) as stream:
+        try:
+            json.loads(stream.read())
+            return False
+        except ValueError:
+            pass
+    aside = f"{path}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}"
+    while fs.get_file_info(aside).type != pafs.FileType.NotFound:
+        aside += "-"
+    fs.move(path, aside)
+    print(f"[quokka] {folder}: Ray Train's checkpoint record is unreadable (its writer was "
+          f"killed): the run starts again from step 0; its checkpoints were moved to {aside}",
+          flush=True)
+    return True
 
 
 def run_name(spec: TrialSpec, sampled: dict) -> str:
@@ -104,6 +143,14 @@ def trial_params(spec: TrialSpec, train: TrainConfig, context: SweepContext) -> 
 def run_trial(config: dict, context: SweepContext) -> None:
     """Tune's function trainable."""
     spec, train, name = resolve(config, context)
+    store = MlflowStore(context.tracking_uri)
+    ended = store.ended_trial_run(context.experiment.name, name)
+    if ended is not None:
+        # The driver recorded how this trial ended, then was stopped before Tune saved its own
+        # state (every few seconds), so the restored sweep runs the trial again: Tune is told
+        # the recorded result instead, and nothing is trained or logged twice.
+        tune.report({**store.recorded_result(ended), RECORDED: 1.0})
+        return
     run_id = open_trial_run(spec, train, name, context)
     # How the run ended is recorded by the driver (tune_driver.TrialOutcomes) alone: when Tune
     # stops this trial, fit() may raise here as its controller goes, which is no failure.
@@ -128,6 +175,7 @@ def trainer(train: TrainConfig, name: str, run_id: str, context: SweepContext, *
     resumes from its last checkpoint; `start_from` another run's checkpoint (a branch)."""
     resources = context.experiment.resources
     allow_slow_worker_start()
+    set_aside_if_unreadable(f"{context.storage_path}/train/{name}")
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"train": train, "start_from": start_from,

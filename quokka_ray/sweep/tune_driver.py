@@ -16,7 +16,7 @@ from quokka_ray.sweep.checks import asha_steps, ladders
 from quokka_ray.sweep.grid import TrialSpec
 from quokka_ray.sweep.ladder_trial import run_ladder_trial
 from quokka_ray.sweep.spec import Experiment
-from quokka_ray.sweep.trial import SweepContext, resolve, run_trial
+from quokka_ray.sweep.trial import RECORDED, SweepContext, resolve, run_trial
 from quokka_ray.tracking import MlflowStore
 
 
@@ -53,6 +53,9 @@ class TrialOutcomes(tune.Callback):
         self._say(trials, trial, "started")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get(RECORDED):
+            self._say(trials, trial, "had ended before the sweep was interrupted: not trained again")
+            return
         parts = [f"{k}={result[k]:.4g}" for k in ("step", "train_loss", "val_loss") if k in result]
         self._say(trials, trial, "reported", " ".join(parts))
 
@@ -175,6 +178,10 @@ def run_sweep(experiment: Experiment, trials: list[TrialSpec], context: SweepCon
         print(f"[quokka] resuming the sweep stored at {experiment_path}", flush=True)
         tuner = tune.Tuner.restore(experiment_path, trainable=trainable, param_space=param_space,
                                    resume_unfinished=True, resume_errored=True)
+        # The restored RunConfig holds the callbacks the last driver pickled, with its sweep
+        # context (tracking URI, sweep run, settings): outcomes go where this run records them.
+        # Tune has no public way to replace them (ray issue 41364).
+        tuner._local_tuner.get_run_config().callbacks = [outcomes]
     else:
         tuner = tune.Tuner(
             trainable,
