@@ -11,6 +11,9 @@ C = 6 N D FLOPs, loss in nats/token.
 - muennighoff.py      Muennighoff et al.'s effective data and parameters
 - hyperparams.py      B_opt(C), lr_opt(C) and the AR -> DLM transfer check
 - holdout.py          fit on part, predict the rest
+- surface.py          an IsoFLOP fit read as one surface loss(N, C), between and beyond budgets
+- proposal.py         the compute-optimal run a law predicts for a new budget, its predicted
+                      loss, and the prediction against the actual loss once it has run
 - selection.py        which runs each law sees: objectives (one law per objective), NELBO vs
                       surrogate losses, fresh-data runs, the best run per (N, D)
 - report.py           write_report: the Markdown report, the cross-objective sections
@@ -53,6 +56,13 @@ from .plots import (
     plot_optimal_allocation,
 )
 from .powerlaw import PowerLawFit, fit_power_law
+from .proposal import (
+    ComputeOptimalProposal,
+    LossPrediction,
+    ProposalRequest,
+    SizedRun,
+    propose,
+)
 from .published import REFERENCE_DIR, reference_csv
 from .report import LAW_NAMES, Report, write_report
 from .selection import (
@@ -62,25 +72,31 @@ from .selection import (
     split_by_bound,
     split_by_objective,
 )
+from .surface import IsoFlopSurface
 
 __all__ = [
     "BudgetParabola",
     "CONFIDENCE",
     "CSV_LAWS",
+    "ComputeOptimalProposal",
     "CsvFit",
     "DEFAULT_DELTA",
     "DataConstrainedLaw",
     "GridSearchResult",
     "HoldoutResult",
     "IsoFlopFit",
+    "IsoFlopSurface",
     "LAW_NAMES",
     "LawInputError",
+    "LossPrediction",
     "MuennighoffLaw",
     "Objective",
     "ParametricFit",
     "PowerLawFit",
+    "ProposalRequest",
     "REFERENCE_DIR",
     "Report",
+    "SizedRun",
     "SkippedBudget",
     "TransferBudget",
     "TransferComparison",
@@ -112,6 +128,7 @@ __all__ = [
     "plot_isoflop",
     "plot_isoloss",
     "plot_optimal_allocation",
+    "propose",
     "reference_csv",
     "split_by_bound",
     "split_by_objective",
