@@ -14,6 +14,8 @@ C = 6 N D FLOPs, loss in nats/token.
 - surface.py          an IsoFLOP fit read as one surface loss(N, C), between and beyond budgets
 - proposal.py         the compute-optimal run a law predicts for a new budget, its predicted
                       loss, and the prediction against the actual loss once it has run
+- suggest.py          the runs that would most narrow the interval of N_opt (or the loss) at a
+                      target budget
 - selection.py        which runs each law sees: objectives (one law per objective), NELBO vs
                       surrogate losses, fresh-data runs, the best run per (N, D)
 - report.py           write_report: the Markdown report, the cross-objective sections
@@ -72,6 +74,7 @@ from .selection import (
     split_by_bound,
     split_by_objective,
 )
+from .suggest import SuggestedRun, SuggestionPlan, SuggestRequest, suggest_runs
 from .surface import IsoFlopSurface
 
 __all__ = [
@@ -98,6 +101,9 @@ __all__ = [
     "Report",
     "SizedRun",
     "SkippedBudget",
+    "SuggestRequest",
+    "SuggestedRun",
+    "SuggestionPlan",
     "TransferBudget",
     "TransferComparison",
     "best_per_allocation",
@@ -132,5 +138,6 @@ __all__ = [
     "reference_csv",
     "split_by_bound",
     "split_by_objective",
+    "suggest_runs",
     "write_report",
 ]

@@ -40,6 +40,7 @@ from .sections import (
     parametric_section,
 )
 from .selection import Objective, fresh_data_runs, split_by_bound, split_by_objective
+from .suggest import SuggestRequest, suggestion_section
 
 REQUIRED_COLUMNS = ("trial_name", "kind", "non_embedding_params", "tokens", "final_loss")
 #: The laws write_report can be restricted to (its `laws` argument, `quokka fit --law`).
@@ -175,6 +176,7 @@ def write_report(
     laws: Collection[str] | None = None,
     predictions: Sequence[LossPrediction] = (),
     propose: ProposalRequest | None = None,
+    suggest: SuggestRequest | None = None,
 ) -> Report:
     """Fit what `runs` support, per objective, and write out_dir/report.md with PNG plots.
 
@@ -183,7 +185,8 @@ def write_report(
     shown near the top (e.g. which trials were left out). laws: fit only these of LAW_NAMES
     (None: all). predictions: what a law predicted for these runs, set beside their actual
     loss at the top. propose: add each objective's proposed compute-optimal run for a budget
-    (fits[label]["proposal"]). Raises LawInputError only when a required
+    (fits[label]["proposal"]); suggest: the runs that would most narrow the law's
+    extrapolation (fits[label]["suggestions"]). Raises LawInputError only when a required
     column is missing, there is no run, or a law name is unknown.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in runs]
@@ -225,6 +228,8 @@ def write_report(
                 allocation_section(k)
         if propose is not None:
             proposal_section(k, propose)
+        if suggest is not None:
+            suggestion_section(k, suggest)
         md += k.md
         summary += k.summary
         plots += k.plots
