@@ -74,6 +74,22 @@ def test_isoflop_proposal_predicts_the_sized_run():
     assert p.replicates > 150 and 0.002 < p.residual_sd < 0.01
 
 
+def test_no_interval_where_the_bootstrap_cannot_vary(tmp_path):
+    """Two budgets with only the 3 sizes a parabola needs: every replicate that can be fitted
+    is the sweep itself, so no interval rather than one of zero width."""
+    runs = isoflop_runs(noise=0.01)
+    keep = np.tile([True, False, True, False, True, False], 3) & (runs["C"] < 1e16)
+    runs = {k: v[keep] for k, v in runs.items()}
+    fit = fit_isoflop(runs["C"], runs["N"], runs["loss"], n_bootstrap=200, seed=0)
+    assert fit.n_bootstrap_ok > 0
+    p = propose({"isoflop": fit}, "dlm", ProposalRequest(1e17), runs)
+    assert p.n_opt_interval is None and p.final_loss_interval is None
+    assert math.isnan(p.residual_sd)
+    report = write_report(_table(runs), tmp_path, title="three sizes", n_bootstrap=200,
+                          laws=["isoflop"], propose=ProposalRequest(1e17))
+    assert "No interval: the bootstrap gave no spread" in report.markdown_path.read_text()
+
+
 def test_parametric_proposal_uses_the_closed_form_allocation():
     law = ParametricFit(E=2.413, A=798.6, B=4604.9, alpha=0.379, beta=0.378)
     rng = np.random.default_rng(1)

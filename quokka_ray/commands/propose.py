@@ -151,7 +151,7 @@ def render_experiment(proposed: Experiment, proposal: ComputeOptimalProposal, co
             if proposal.n_opt_interval else "")
     loss_ci = (f" ({pct} prediction interval {proposal.final_loss_interval[0]:.4f} - "
                f"{proposal.final_loss_interval[1]:.4f})" if proposal.final_loss_interval
-               else " (no interval: the fit had no bootstrap replicates)")
+               else " (no interval: the bootstrap gave no spread)")
     lines = [
         f'"""Proposed by `{command}`: the run that the {proposal.law} law of objective',
         f"`{proposal.objective}`, fitted on {proposal.fitted_runs} runs of experiment "

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .bootstrap import CONFIDENCE
+from .bootstrap import CONFIDENCE, percentile_interval
 from .errors import LawInputError
 from .isoflop import IsoFlopFit
 from .markdown import fmt, table
@@ -119,16 +119,6 @@ class LossPrediction:
     confidence: float = CONFIDENCE
 
 
-def _percentiles(values, confidence: float) -> tuple[float, float] | None:
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if v.size < 2:
-        return None
-    tail = 100.0 * (1.0 - confidence) / 2.0
-    lo, hi = np.percentile(v, [tail, 100.0 - tail])
-    return float(lo), float(hi)
-
-
 def _default_run(n_opt: float, budget: float) -> SizedRun:
     n = max(1, round(n_opt))
     return SizedRun(n, max(1, round(budget / (6 * n))), "unsized")
@@ -196,9 +186,9 @@ def propose(fits: Mapping[str, object], objective: str, request: ProposalRequest
     return ComputeOptimalProposal(
         objective=objective, law=law, budget_flops=budget, n_opt=n_opt,
         d_opt=budget / (6.0 * n_opt),
-        n_opt_interval=_percentiles([_n_opt(law_, budget) for law_ in draws], confidence),
+        n_opt_interval=percentile_interval([_n_opt(law_, budget) for law_ in draws], confidence),
         run=run, final_loss=float(_loss(point, n, d)),
-        final_loss_interval=_percentiles(predicted, confidence), residual_sd=sd,
+        final_loss_interval=percentile_interval(predicted, confidence), residual_sd=sd,
         largest_fitted_flops=largest,
         fitted_sizes=(float(np.nanmin(runs["N"])), float(np.nanmax(runs["N"]))),
         fitted_runs=fitted, replicates=len(draws), confidence=confidence)
@@ -225,7 +215,9 @@ def describe(p: ComputeOptimalProposal) -> list[str]:
         lines += [f"The interval holds {p.replicates} bootstrap replicates' predictions and "
                   f"{noise}.", ""]
     else:
-        lines += ["No interval: the fit has no bootstrap replicates.", ""]
+        lines += ["No interval: the bootstrap gave no spread (no replicates, or every replicate "
+                  "that could be fitted repeats the runs: each budget has only the 3 sizes a "
+                  "parabola needs).", ""]
     if not p.fitted_sizes[0] <= p.n_opt <= p.fitted_sizes[1]:
         lines += [f"**Extrapolated size:** N_opt lies outside the sizes fitted "
                   f"({fmt(p.fitted_sizes[0])} – {fmt(p.fitted_sizes[1])}).", ""]

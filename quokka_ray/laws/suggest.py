@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .bootstrap import CONFIDENCE
+from .bootstrap import CONFIDENCE, percentile_interval
 from .budgets import budget_labels
 from .errors import LawInputError
 from .isoflop import IsoFlopFit
@@ -160,14 +160,10 @@ def quantity_samples(fit: IsoFlopFit, C: float, quantity: str = "n_opt") -> np.n
 
 def quantity_interval(fit: IsoFlopFit, C: float, quantity: str = "n_opt",
                       confidence: float = CONFIDENCE) -> tuple[float, float] | None:
-    """The bootstrap percentile interval of N_opt(C) (or L_opt(C)); None without replicates."""
+    """The bootstrap percentile interval of N_opt(C) (or L_opt(C)); None when the replicates
+    do not vary (see bootstrap.percentile_interval)."""
     samples = quantity_samples(fit, C, quantity)
-    samples = samples[np.isfinite(samples) & (samples > 0)]
-    if not samples.size:
-        return None
-    tail = 100.0 * (1.0 - confidence) / 2.0
-    lo, hi = np.percentile(samples, [tail, 100.0 - tail])
-    return float(lo), float(hi)
+    return percentile_interval(samples[samples > 0], confidence)
 
 
 def _value(surface: IsoFlopSurface, C: float, quantity: str) -> float:
@@ -364,7 +360,8 @@ def suggestion_summary(plan: SuggestionPlan) -> list[str]:
     """The plan as lines of plain text: the interval now and after, and a table of runs."""
     name = "N_opt" if plan.quantity == "n_opt" else "L_opt"
     now = (f"{plan.confidence:.0%} CI {_quantity(plan, plan.interval[0])} – "
-           f"{_quantity(plan, plan.interval[1])}" if plan.interval else "no bootstrap interval")
+           f"{_quantity(plan, plan.interval[1])}" if plan.interval
+           else "no bootstrap interval: the replicates do not vary")
     lines = [f"suggestions for {name} at C = {plan.target_flops:.3g}: now "
              f"{_quantity(plan, plan.estimate)} ({now})"]
     after = plan.interval_after()
@@ -387,7 +384,7 @@ def suggestion_lines(plan: SuggestionPlan) -> list[str]:
     md = [f"Fitted law: {name}(C = {fmt(plan.target_flops)}) = {_quantity(plan, plan.estimate)}"
           + (f", {pct} bootstrap CI {_quantity(plan, plan.interval[0])} – "
              f"{_quantity(plan, plan.interval[1])}" if plan.interval else
-             " (no bootstrap interval)") + ".", ""]
+             " (no bootstrap interval: the replicates do not vary)") + ".", ""]
     if plan.runs:
         md += table(
             ["rank", "N (non-embedding)", "D = C/(6N) tokens", "C (FLOPs)", "budget", "move",
