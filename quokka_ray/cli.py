@@ -297,22 +297,23 @@ def _fit_extras(args, loop, experiment, out_dir: Path) -> dict:
     """fit_experiment's predictions, propose, suggest and after for `quokka fit`'s options."""
     import dataclasses
 
+    from quokka_ray.commands.propose import Sizer, proposal_targets, write_proposal
     from quokka_ray.laws.proposal import PROPOSAL_LAWS, LossPrediction, ProposalRequest
     from quokka_ray.laws.suggest import SuggestRequest
 
     extras: dict = {}
+    # Without the experiment file (a fit by name) suggestions keep the ladder's own sizes.
+    size = Sizer(experiment) if experiment is not None else None
     if experiment is not None and experiment.prediction is not None:
         extras["predictions"] = [LossPrediction(**dataclasses.asdict(experiment.prediction))]
     if loop.suggest is not None:
-        extras["suggest"] = SuggestRequest(loop.suggest, loop.target, loop.suggest_for)
+        extras["suggest"] = SuggestRequest(loop.suggest, loop.target, loop.suggest_for, size)
     if loop.propose is None:
         return extras
-    from quokka_ray.commands.propose import Sizer, proposal_targets, write_proposal
-
     targets = proposal_targets(experiment, loop.propose, out_dir, loop.propose_out)
     extras["propose"] = ProposalRequest(
         loop.propose, law=args.law if args.law in PROPOSAL_LAWS else None,
-        size=Sizer(experiment, targets), files={k: str(t.path) for k, t in targets.items()})
+        size=size, files={k: str(t.path) for k, t in targets.items()})
     command = f"quokka fit {args.experiment} --propose {args.propose}"
 
     def write(report, table) -> list[Path]:

@@ -4,10 +4,12 @@ random from the same candidates do."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
-from quokka_ray.laws import LawInputError, fit_isoflop
+from quokka_ray.laws import LawInputError, SizedRun, fit_isoflop
 from quokka_ray.laws.suggest import SuggestRequest, quantity_interval, suggest_runs
 
 # The known law: N_opt = K_N C^A, L_opt = 8 C^-0.05, curvature 0.25 per (ln N)^2, noise 0.01.
@@ -120,6 +122,23 @@ def test_a_budget_left_out_is_completed():
     plan = suggest_runs(fit, C, N, loss, SuggestRequest(2, TARGET))
     completing = [r for r in plan.runs if r.budget == "left out"]
     assert completing and max(r.non_embedding_params for r in completing) > fit.n_opt(C.max())
+
+
+def test_candidates_are_models_the_sizing_rule_builds():
+    """With a sizing rule (here: only powers of two, D in whole batches of 1024 tokens), every
+    suggestion is a model that can be built, with the tokens it would train."""
+    def powers_of_two(objective: str, n: float, budget: float) -> SizedRun:
+        built = 2 ** round(math.log2(n))
+        return SizedRun(built, 1024 * max(1, round(budget / (6 * built) / 1024)), "2^k")
+
+    C, N, loss = sweep(0)
+    fit = fit_isoflop(C, N, loss, n_bootstrap=50, seed=0)
+    plan = suggest_runs(fit, C, N, loss, SuggestRequest(4, TARGET, size=powers_of_two), "dlm")
+    assert len(plan.runs) == 4
+    for r in plan.runs:
+        assert math.log2(r.non_embedding_params) == pytest.approx(
+            round(math.log2(r.non_embedding_params)))
+        assert r.tokens == powers_of_two("dlm", r.non_embedding_params, r.budget_flops).tokens
 
 
 def test_the_loss_at_the_optimum_can_be_narrowed_too():

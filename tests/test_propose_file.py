@@ -77,7 +77,7 @@ def test_proposal_file_trains_the_sized_run_with_the_fitted_settings(tmp_path):
     targets = proposal_targets(experiment, 1.2e10, tmp_path)
     target = targets[label]
     assert target.name == "tiny_isoflop-proposal-1.2e10" and label == "dlm-masked-linear-elbo-uniform"
-    sizer = Sizer(experiment, targets)
+    sizer = Sizer(experiment)
     proposal = _proposal(sizer, label)
     run = proposal.run
     assert run.tokens % (8 * 32) == 0  # whole batches of 8 sequences of 32 tokens
@@ -104,7 +104,7 @@ def test_a_longer_run_gets_a_corpus_that_holds_it_once(tmp_path):
     experiment = load_experiment(EXPERIMENTS / "tiny_isoflop.py")
     targets = proposal_targets(experiment, 1.2e10, tmp_path)
     (label,) = targets
-    proposal = _proposal(Sizer(experiment, targets), label)
+    proposal = _proposal(Sizer(experiment), label)
     unique = proposal.run.tokens / 2
     path = write_proposal(experiment, targets[label], proposal, command="quokka fit",
                           unique_tokens=unique)
@@ -121,7 +121,7 @@ def test_several_objectives_get_one_file_each(tmp_path):
         "next-dlm-masked-linear-elbo-uniform.py", "next-ar.py"}
     assert targets["ar"].name == "tiny_isoflop-proposal-3e12-ar"
     assert budget_tag(1.5e12) == "1.5e12" and objective_label(ObjectiveConfig(kind="ar")) == "ar"
-    sizer = Sizer(experiment, targets)
+    sizer = Sizer(experiment)
     ar = sizer("ar", 40_000.0, 1.2e10)
     dlm = sizer("dlm-masked-linear-elbo-uniform", 40_000.0, 1.2e10)
     assert ar.non_embedding_params == dlm.non_embedding_params  # same shape, causal or not

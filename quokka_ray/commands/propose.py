@@ -87,15 +87,17 @@ def proposal_targets(experiment: Experiment, budget_flops: float, out_dir: Path,
 
 
 class Sizer:
-    """The run that trains for a predicted N_opt: the sizing rule's model and D = C / (6 N) in
-    whole global batches (when the batch size is not searched)."""
+    """The run that trains for a target N at a budget, for an objective (by its label): the
+    sizing rule's model and D = C / (6 N) in whole global batches (when the batch size is not
+    searched). Proposals size N_opt with it, and suggestions their candidates."""
 
-    def __init__(self, experiment: Experiment, targets: dict[str, ProposalTarget]):
-        self.experiment, self.targets = experiment, targets
+    def __init__(self, experiment: Experiment):
+        self.experiment = experiment
+        self.objectives = {objective_label(o): o for o in experiment.objectives}
         self.vocab = vocab_size(experiment.data.tokenizer)
 
     def __call__(self, label: str, n_opt: float, budget_flops: float) -> SizedRun:
-        objective = self.targets[label].objective
+        objective = self.objectives[label]
         model = size_model(max(1, round(n_opt)), self.vocab, self.experiment.data.seq_len,
                            causal=objective.kind == "ar",
                            time_embedding=objective.needs_time_embedding)

@@ -39,6 +39,7 @@ from .budgets import budget_labels
 from .errors import LawInputError
 from .isoflop import IsoFlopFit
 from .markdown import fmt, table
+from .proposal import Sizer
 from .surface import IsoFlopSurface, residual_sd
 
 if TYPE_CHECKING:
@@ -46,9 +47,10 @@ if TYPE_CHECKING:
 
 #: What --suggest-for may name: N_opt at the target, or the loss at the target's optimum.
 QUANTITIES = ("n_opt", "loss")
-#: Most ladder steps beyond the sizes run that a candidate may lie (a degenerate law can put
+#: Most ladder steps beyond the sizes run that a candidate may lie: further out, the value of a
+#: run rests on a parabola trusted far from where it was measured (and a degenerate law can put
 #: a vertex absurdly far away; such a budget is not completed).
-MAX_EXTRA_STEPS = 8
+MAX_EXTRA_STEPS = 2
 # Two ln N closer than this are one size.
 _SAME_SIZE = 1e-6
 
@@ -60,6 +62,10 @@ class SuggestRequest:
     count: int
     target_flops: float
     quantity: str = "n_opt"
+    size: Sizer | None = None
+    """The run that would train for a candidate N at a budget (the sizing rule's model and its
+    tokens in whole batches), so that candidates are models that can be built; None: the
+    ladder's N and D = C / (6 N) as they are."""
 
     def __post_init__(self) -> None:
         if self.count < 1:
@@ -222,12 +228,13 @@ def _ladder(xs: np.ndarray, reach: list[float]) -> tuple[np.ndarray, float]:
     return np.sort(np.concatenate([sizes, extra])), step
 
 
-def suggest_runs(fit: IsoFlopFit, C, N, loss, request: SuggestRequest,
+def suggest_runs(fit: IsoFlopFit, C, N, loss, request: SuggestRequest, objective: str = "",
                  confidence: float = CONFIDENCE) -> SuggestionPlan:
     """Rank runs by how much they would narrow the interval of the quantity at the target.
 
     C, N, loss: the runs the IsoFLOP fit was fitted on (budget FLOPs, non-embedding
-    parameters, final loss), so that each budget's design is known."""
+    parameters, final loss), so that each budget's design is known. objective: the label
+    request.size is called with."""
     C, N, loss = (np.asarray(v, dtype=float).ravel() for v in (C, N, loss))
     ok = np.isfinite(C) & np.isfinite(N) & np.isfinite(loss) & (C > 0) & (N > 0)
     C, N, loss = C[ok], N[ok], loss[ok]
@@ -260,6 +267,10 @@ def suggest_runs(fit: IsoFlopFit, C, N, loss, request: SuggestRequest,
         budgets.append(_Budget(float(c), centre, xs, match is not None, status, coef, vertex))
 
     ladder, step = _ladder(np.log(N), [b.vertex for b in budgets if not b.kept])
+    if request.size is not None:  # only models the sizing rule builds
+        built = [request.size(objective, math.exp(x), target).non_embedding_params
+                 for x in ladder]
+        ladder = np.unique(np.log(np.asarray(built, dtype=float)))
     singles = [(i, x) for i, b in enumerate(budgets) for x in ladder if not b.has(x)]
     now = _spread(budgets, target, quantity)
     notes = []
@@ -295,10 +306,12 @@ def suggest_runs(fit: IsoFlopFit, C, N, loss, request: SuggestRequest,
         for i, x in best:
             state[i].xs.append(x)
             state[i].added += 1
-            b = state[i]
+            b, n = state[i], math.exp(x)
+            tokens = (b.C / (6 * n) if request.size is None
+                      else request.size(objective, n, b.C).tokens)
             chosen.append(SuggestedRun(
-                rank=len(chosen) + 1, non_embedding_params=math.exp(x),
-                tokens=b.C / (6 * math.exp(x)), budget_flops=b.C, budget=b.status, move=move,
+                rank=len(chosen) + 1, non_embedding_params=n, tokens=tokens,
+                budget_flops=b.C, budget=b.status, move=move,
                 narrowing=best_gain / now, cumulative=1.0 - best_after / now))
         current = best_after
 
@@ -318,7 +331,9 @@ def _profiles(budget: _Budget, index: int, ladder: np.ndarray, step: float
     through 3 close sizes has a poorly known vertex, one through far ones a biased one: the
     ranking chooses), less the sizes the budget has."""
     moves = []
-    for j in range(1, MAX_EXTRA_STEPS + 1):
+    for j in range(1, ladder.size):
+        if budget.vertex - j * step < ladder[0] and budget.vertex + j * step > ladder[-1]:
+            break  # both ends snap to the ladder's ends from here on
         wanted = {float(ladder[np.argmin(np.abs(ladder - (budget.vertex + k * j * step)))])
                   for k in (-1, 0, 1)}
         runs = [(index, x) for x in sorted(wanted) if not budget.has(x)]
@@ -343,7 +358,7 @@ def suggestion_section(k: ObjectiveSection, request: SuggestRequest) -> None:
     C, N, y = k.col("budget_flops"), k.col("non_embedding_params"), k.col("final_loss")
     on = np.isfinite(C) & np.isfinite(y)
     try:
-        plan = suggest_runs(fit, C[on], N[on], y[on], request)
+        plan = suggest_runs(fit, C[on], N[on], y[on], request, k.label)
     except (LawInputError, ValueError, np.linalg.LinAlgError) as err:
         k.skip("suggestions", str(err))
         return
