@@ -307,7 +307,9 @@ def _fit_extras(args, loop, experiment, out_dir: Path) -> dict:
     if experiment is not None and experiment.prediction is not None:
         extras["predictions"] = [LossPrediction(**dataclasses.asdict(experiment.prediction))]
     if loop.suggest is not None:
-        extras["suggest"] = SuggestRequest(loop.suggest, loop.target, loop.suggest_for, size)
+        min_steps = getattr(experiment.study, "min_steps", 1) if experiment is not None else 1
+        extras["suggest"] = SuggestRequest(loop.suggest, loop.target, loop.suggest_for, size,
+                                           min_steps)
     if loop.propose is None:
         return extras
     targets = proposal_targets(experiment, loop.propose, out_dir, loop.propose_out)

@@ -129,7 +129,8 @@ def test_candidates_are_models_the_sizing_rule_builds():
     suggestion is a model that can be built, with the tokens it would train."""
     def powers_of_two(objective: str, n: float, budget: float) -> SizedRun:
         built = 2 ** round(math.log2(n))
-        return SizedRun(built, 1024 * max(1, round(budget / (6 * built) / 1024)), "2^k")
+        steps = max(1, round(budget / (6 * built) / 1024))
+        return SizedRun(built, 1024 * steps, "2^k", steps)
 
     C, N, loss = sweep(0)
     fit = fit_isoflop(C, N, loss, n_bootstrap=50, seed=0)
@@ -139,6 +140,12 @@ def test_candidates_are_models_the_sizing_rule_builds():
         assert math.log2(r.non_embedding_params) == pytest.approx(
             round(math.log2(r.non_embedding_params)))
         assert r.tokens == powers_of_two("dlm", r.non_embedding_params, r.budget_flops).tokens
+    # A run of fewer steps than the study's min_steps is no candidate.
+    fewest = sorted(powers_of_two("dlm", n, c).steps for c, n in plan.pool)[len(plan.pool) // 2]
+    short = suggest_runs(fit, C, N, loss, SuggestRequest(4, TARGET, size=powers_of_two,
+                                                         min_steps=fewest), "dlm")
+    assert 0 < len(short.pool) < len(plan.pool)
+    assert all(powers_of_two("dlm", n, c).steps >= fewest for c, n in short.pool)
 
 
 def test_the_loss_at_the_optimum_can_be_narrowed_too():

@@ -103,11 +103,13 @@ class Sizer:
                            time_embedding=objective.needs_time_embedding)
         n = non_embedding_params(model)
         tokens = budget_flops / (6 * n)
-        hyper = self.experiment.hyperparameters
+        hyper, steps = self.experiment.hyperparameters, None
         if "batch_sequences" not in hyper.searched:
             batch = hyper.batch_sequences * self.experiment.data.seq_len
-            tokens = max(1, round(tokens / batch)) * batch
-        return SizedRun(n, max(1, round(tokens)), f"{model.n_layers} layers x {model.d_model}")
+            steps = max(1, round(tokens / batch))
+            tokens = steps * batch
+        return SizedRun(n, max(1, round(tokens)), f"{model.n_layers} layers x {model.d_model}",
+                        steps)
 
 
 def proposed_experiment(experiment: Experiment, target: ProposalTarget,

@@ -45,6 +45,8 @@ class SizedRun:
     tokens: int
     shape: str
     """How the model is built, e.g. '2 layers x 64'."""
+    steps: int | None = None
+    """Optimizer steps it trains (None where the batch size is searched)."""
 
 
 #: (objective label, N_opt, budget FLOPs) -> the run that would train.

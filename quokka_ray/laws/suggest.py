@@ -66,6 +66,9 @@ class SuggestRequest:
     """The run that would train for a candidate N at a budget (the sizing rule's model and its
     tokens in whole batches), so that candidates are models that can be built; None: the
     ladder's N and D = C / (6 N) as they are."""
+    min_steps: int = 1
+    """Candidates that `size` says would train fewer optimizer steps are left out (the
+    IsoFLOP study's own min_steps: a run of a few steps measures its warmup)."""
 
     def __post_init__(self) -> None:
         if self.count < 1:
@@ -271,7 +274,8 @@ def suggest_runs(fit: IsoFlopFit, C, N, loss, request: SuggestRequest, objective
         built = [request.size(objective, math.exp(x), target).non_embedding_params
                  for x in ladder]
         ladder = np.unique(np.log(np.asarray(built, dtype=float)))
-    singles = [(i, x) for i, b in enumerate(budgets) for x in ladder if not b.has(x)]
+    singles = [(i, x) for i, b in enumerate(budgets) for x in ladder
+               if not b.has(x) and _trains(request, objective, x, b.C)]
     now = _spread(budgets, target, quantity)
     notes = []
     if not math.isfinite(now) or now <= 0:
@@ -282,7 +286,8 @@ def suggest_runs(fit: IsoFlopFit, C, N, loss, request: SuggestRequest, objective
     while len(chosen) < request.count:
         options = [[(i, x)] for i, x in singles if not state[i].has(x)]
         options += [m for i, b in enumerate(state) if not b.usable()
-                    for m in _profiles(b, i, ladder, step)]
+                    for m in _profiles(b, i, ladder, step)
+                    if all(_trains(request, objective, x, b.C) for _, x in m)]
         best, best_gain, best_after = None, 0.0, current
         for runs in options:
             if len(runs) > request.count - len(chosen):
@@ -299,8 +304,9 @@ def suggest_runs(fit: IsoFlopFit, C, N, loss, request: SuggestRequest, objective
                     and cost < sum(state[i].C for i, _ in best)):
                 best, best_gain, best_after = runs, gain, after
         if best is None or best_gain <= 0:
-            notes.append("No further candidate narrows the interval (under the linearised "
-                         "fit): fewer runs than asked are suggested.")
+            notes.append("No other candidate narrows the interval (the rest are run already, "
+                         "or cannot give a budget 3 sizes around its vertex): fewer runs than "
+                         "asked are suggested.")
             break
         move += 1
         for i, x in best:
@@ -322,6 +328,14 @@ def suggest_runs(fit: IsoFlopFit, C, N, loss, request: SuggestRequest, objective
         replicates=len(surfaces), candidates=len(singles), residual_sd=sd,
         confidence=confidence, notes=notes,
         pool=[(budgets[i].C, math.exp(x)) for i, x in singles])
+
+
+def _trains(request: SuggestRequest, objective: str, x: float, budget: float) -> bool:
+    """Whether the run of ln N = x at the budget trains at least request.min_steps steps."""
+    if request.size is None:
+        return True
+    steps = request.size(objective, math.exp(x), budget).steps
+    return steps is None or steps >= request.min_steps
 
 
 def _profiles(budget: _Budget, index: int, ladder: np.ndarray, step: float
