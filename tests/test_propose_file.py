@@ -120,7 +120,7 @@ def test_several_objectives_get_one_file_each(tmp_path):
     assert {t.path.name for t in targets.values()} == {
         "next-dlm-masked-linear-elbo-uniform.py", "next-ar.py"}
     assert targets["ar"].name == "tiny_isoflop-proposal-3e12-ar"
-    assert budget_tag(1.5e12) == "1.5e12" and objective_label(ObjectiveConfig(kind="ar")) == "ar"
+    assert budget_tag(1.5e12) == "1.5e12" and budget_tag(6e9) == "6e9" and objective_label(ObjectiveConfig(kind="ar")) == "ar"
     sizer = Sizer(experiment)
     ar = sizer("ar", 40_000.0, 1.2e10)
     dlm = sizer("dlm-masked-linear-elbo-uniform", 40_000.0, 1.2e10)

@@ -62,8 +62,12 @@ def objective_label(objective: ObjectiveConfig) -> str:
 
 
 def budget_tag(budget_flops: float) -> str:
-    """3e12 -> '3e12', 1.5e12 -> '1.5e12': a budget as an experiment name may hold it."""
-    return f"{budget_flops:.3g}".replace("+", "")
+    """3e12 -> '3e12', 1.5e12 -> '1.5e12', 6e9 -> '6e9': a budget as a name may hold it."""
+    text = f"{budget_flops:.3g}"
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def proposal_targets(experiment: Experiment, budget_flops: float, out_dir: Path,
