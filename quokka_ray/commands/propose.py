@@ -35,10 +35,10 @@ from .render import Source
 #: Headroom on the corpus a proposal asks for: packing and the validation documents held out
 #: make the training tokens per byte vary a little.
 CORPUS_MARGIN = 1.05
-# The fields a proposal copies from the fitted experiment (study, objectives, name, prediction
-# and data are its own).
-COPIED_FIELDS = ("hyperparameters", "evaluation", "resources", "performance", "search", "seed",
-                 "checkpoint_every_steps", "storage_path", "tracking_uri")
+# The fields a proposal copies from the fitted experiment: all but its own (a field added to
+# Experiment later is copied too, so that a proposal never drops a setting).
+OWN_FIELDS = ("study", "objectives", "data", "name", "prediction")
+COPIED_FIELDS = tuple(f.name for f in dataclasses.fields(Experiment) if f.name not in OWN_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,7 @@ def check_proposal(path: Path, proposed: Experiment, proposal: ComputeOptimalPro
         loaded, trials = load_plan(path)
     except ConfigError as err:
         raise ConfigError(f"the proposal does not plan: {err}") from None
-    for name in ("study", "objectives", "data", "name", "prediction", *COPIED_FIELDS):
+    for name in (*OWN_FIELDS, *COPIED_FIELDS):
         if canonical(getattr(loaded, name)) != canonical(getattr(proposed, name)):
             raise ConfigError(f"{path}: the written experiment's {name} differs from the "
                               "fitted experiment's")
