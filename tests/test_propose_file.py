@@ -6,6 +6,7 @@ name depends on."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 from ray import tune
@@ -15,6 +16,7 @@ from quokka_ray.commands.propose import (
     budget_tag,
     objective_label,
     proposal_targets,
+    proposed_experiment,
     write_proposal,
 )
 from quokka_ray.commands.render import Source
@@ -111,6 +113,12 @@ def test_a_longer_run_gets_a_corpus_that_holds_it_once(tmp_path):
     written = load_experiment(path)
     assert written.data.max_corpus_bytes >= 2 * experiment.data.max_corpus_bytes
     assert "max_corpus_bytes raised from 200,000" in path.read_text()
+    # With the fitted corpus's bytes per token (whole documents read past max_corpus_bytes),
+    # the estimate `quokka run` would make, when it asks for more.
+    proposed, (note,) = proposed_experiment(experiment, targets[label], proposal, "fitted",
+                                            unique, bytes_per_token=20.0)
+    assert proposed.data.max_corpus_bytes == math.ceil(1.05 * 20.0 * proposal.run.tokens)
+    assert f"to {proposed.data.max_corpus_bytes:,}" in note
 
 
 def test_several_objectives_get_one_file_each(tmp_path):

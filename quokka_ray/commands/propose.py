@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quokka_ray.config import ConfigError
+from quokka_ray.data import read_manifest, with_root
 from quokka_ray.diffusion import ObjectiveConfig
 from quokka_ray.laws.proposal import ComputeOptimalProposal, SizedRun
 from quokka_ray.laws.selection import Objective
 from quokka_ray.model import non_embedding_params, size_model
+from quokka_ray.sweep.checks import corpus_from_manifest
 from quokka_ray.sweep.grid import vocab_size
 from quokka_ray.sweep.identity import canonical
 from quokka_ray.sweep.loader import load_plan
@@ -116,14 +118,31 @@ class Sizer:
                         steps)
 
 
+def corpus_bytes_per_token(experiment: Experiment) -> float | None:
+    """Text bytes read per training token of the fitted runs' corpus, from its manifest where
+    it lies (its cache_dir, or the experiment's storage path); None where it does not."""
+    try:
+        manifest = read_manifest(with_root(experiment.data, experiment.storage_path))
+    except OSError:
+        return None
+    return None if manifest is None else corpus_from_manifest(manifest).bytes_per_token
+
+
 def proposed_experiment(experiment: Experiment, target: ProposalTarget,
                         proposal: ComputeOptimalProposal, fitted_experiment: str,
-                        unique_tokens: float | None) -> tuple[Experiment, list[str]]:
-    """The experiment a proposal trains, and notes on what differs from the fitted one."""
+                        unique_tokens: float | None,
+                        bytes_per_token: float | None = None) -> tuple[Experiment, list[str]]:
+    """The experiment a proposal trains, and notes on what differs from the fitted one.
+
+    unique_tokens: U of the fitted runs; bytes_per_token: of their corpus (see
+    corpus_bytes_per_token). A run longer than U gets the corpus `quokka run` would ask for
+    (its own estimate, checks.check_corpus), and at least max_corpus_bytes scaled by D / U:
+    a source read in whole documents gives more bytes than max_corpus_bytes."""
     run, notes = proposal.run, []
     data = experiment.data
     if unique_tokens and data.unique_tokens is None and run.tokens > unique_tokens:
-        needed = math.ceil(data.max_corpus_bytes * run.tokens / unique_tokens * CORPUS_MARGIN)
+        needed = math.ceil(CORPUS_MARGIN * max(run.tokens * (bytes_per_token or 0.0),
+                                               data.max_corpus_bytes * run.tokens / unique_tokens))
         notes.append(f"max_corpus_bytes raised from {data.max_corpus_bytes:,} to {needed:,}: "
                      f"the run trains on {run.tokens:,} tokens and the fitted runs had "
                      f"{unique_tokens:,.0f} unique ones, and a compute-constrained run sees "
@@ -195,7 +214,7 @@ def write_proposal(experiment: Experiment, target: ProposalTarget,
                    unique_tokens: float | None = None) -> Path:
     """Write the proposal's experiment file and check it plans the run it was written for."""
     proposed, notes = proposed_experiment(experiment, target, proposal, experiment.name,
-                                          unique_tokens)
+                                          unique_tokens, corpus_bytes_per_token(experiment))
     target.path.parent.mkdir(parents=True, exist_ok=True)
     target.path.write_text(render_experiment(proposed, proposal, command, notes))
     check_proposal(target.path, proposed, proposal)
