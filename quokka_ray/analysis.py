@@ -3,18 +3,23 @@ fit the laws, write the plots and report, and log them to a fit run under the sw
 
 Only the trials of the sweep's plan count: runs of an older experiment of the same name (other
 settings, other trial names) are never fitted with it. Trials that were stopped early (ASHA) or
-failed are left out, and the report says how many."""
+failed are left out, and the report says how many. A fit can also set predictions beside the
+actual losses, propose the next compute-optimal run and suggest runs (laws/proposal.py,
+laws/suggest.py); files the caller writes from the report (a proposal's experiment file) are
+logged with it."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from quokka_ray.laws import write_report
+from quokka_ray.laws import Report, write_report
+from quokka_ray.laws.proposal import LossPrediction, ProposalRequest
+from quokka_ray.laws.suggest import SuggestRequest
 from quokka_ray.tracking import MlflowStore
 
 NUMERIC_COLUMNS = ("non_embedding_params", "tokens", "flops", "budget_flops", "final_loss",
@@ -35,6 +40,12 @@ class FitOutcome:
     markdown_path: Path
     plot_paths: list[Path]
     fit_run_id: str
+    fits: dict[str, dict[str, object]] = field(default_factory=dict)
+    """Report.fits: objective label -> law -> fit (and 'proposal', 'suggestions')."""
+    written: list[Path] = field(default_factory=list)
+    """Files the caller's `after` wrote from the report, logged with it."""
+    skipped: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Report.skipped: objective label -> law -> why it was not fitted."""
 
 
 def in_plan(runs: pd.DataFrame, planned: Collection[str] | None) -> pd.DataFrame:
@@ -60,9 +71,16 @@ def trial_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def fit_experiment(experiment_name: str, tracking_uri: str, out_dir: Path, *,
                    planned: Collection[str] | None = None, n_bootstrap: int = 200,
-                   seed: int = 0, laws: Collection[str] | None = None) -> FitOutcome:
+                   seed: int = 0, laws: Collection[str] | None = None,
+                   predictions: Sequence[LossPrediction] = (),
+                   propose: ProposalRequest | None = None,
+                   suggest: SuggestRequest | None = None,
+                   after: Callable[[Report, pd.DataFrame], list[Path]] | None = None,
+                   ) -> FitOutcome:
     """`planned`: the trial names of the experiment's plan; by default those its latest sweep
-    recorded in MLflow."""
+    recorded in MLflow. predictions, propose, suggest: see write_report. after(report, trial
+    table): writes files from the report (a proposal's experiment file); they are logged to
+    the fit run with the report."""
     store = MlflowStore(tracking_uri)
     if planned is None:
         recorded = store.sweep_plan(experiment_name)
@@ -81,15 +99,23 @@ def fit_experiment(experiment_name: str, tracking_uri: str, out_dir: Path, *,
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "trials.csv", index=False)
     report = write_report(table, out_dir, title=experiment_name, n_bootstrap=n_bootstrap,
-                          seed=seed, laws=laws, notes=notes)
-    fit_run = store.fit_run(experiment_name, store.latest_sweep_run(experiment_name), {
-        "trials": len(table), "left_out": sum(left_out.values()), "n_bootstrap": n_bootstrap,
-        "seed": seed, "laws": ",".join(sorted(laws)) if laws else "all"})
+                          seed=seed, laws=laws, notes=notes, predictions=predictions,
+                          propose=propose, suggest=suggest)
+    written = after(report, table) if after else []
+    params = {"trials": len(table), "left_out": sum(left_out.values()),
+              "n_bootstrap": n_bootstrap, "seed": seed,
+              "laws": ",".join(sorted(laws)) if laws else "all"}
+    if propose is not None:
+        params["propose_flops"] = propose.budget_flops
+    if suggest is not None:
+        params.update(suggest=suggest.count, suggest_target_flops=suggest.target_flops,
+                      suggest_for=suggest.quantity)
+    fit_run = store.fit_run(experiment_name, store.latest_sweep_run(experiment_name), params)
     store.log_artifacts(fit_run, [report.markdown_path, out_dir / "trials.csv",
-                                  *report.plot_paths])
+                                  *report.plot_paths, *written])
     store.end_run(fit_run, "FINISHED")
     return FitOutcome(len(table), left_out, report.summary, report.markdown_path,
-                      report.plot_paths, fit_run)
+                      report.plot_paths, fit_run, report.fits, written, report.skipped)
 
 
 def _describe(counts: dict[str, int]) -> str:

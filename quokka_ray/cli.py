@@ -65,9 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("experiment", nargs="?", help="experiment file or name")
     _add_set_argument(fit)
     fit.add_argument("--tracking-uri")
-    from quokka_ray.commands.fit_args import add_csv_fit_arguments
+    from quokka_ray.commands.fit_args import add_csv_fit_arguments, add_loop_arguments
 
     add_csv_fit_arguments(fit)  # also --law, and --out (default quokka_outputs/<name>)
+    add_loop_arguments(fit)  # --propose, --suggest
     fit.set_defaults(handler=_fit)
 
     train = sub.add_parser("train", help="one trial as one Ray Train run, without Tune or "
@@ -328,8 +329,10 @@ def _run(args) -> int:
 
 
 def _fit(args) -> int:
+    from quokka_ray.commands.fit_args import loop_options
     from quokka_ray.config import ConfigError
 
+    loop = loop_options(args)  # a bad value stops here, before anything is read or written
     if args.csv:
         from quokka_ray.commands.fit_args import run_csv_fit
 
@@ -342,7 +345,7 @@ def _fit(args) -> int:
     from quokka_ray.analysis import fit_experiment
     from quokka_ray.tracking import check_reachable, resolve_tracking_uri
 
-    name, uri, planned = args.experiment, args.tracking_uri, None
+    name, uri, planned, experiment = args.experiment, args.tracking_uri, None, None
     if args.experiment.endswith(".py") or Path(args.experiment).is_file():
         # The plan of the settings given: the runs of that scale, under its experiment name.
         experiment, trials, _ = _load(args.experiment, args.set)
@@ -351,21 +354,68 @@ def _fit(args) -> int:
     elif args.set:
         raise ConfigError(f"--set {args.set[0]}: settings are for an experiment file, and "
                           f"{args.experiment!r} is an experiment name")
+    if loop.propose is not None and experiment is None:
+        raise ValueError(f"--propose {args.propose}: give the experiment file, not its name: "
+                         "the proposal copies its data and hyperparameters")
     uri = resolve_tracking_uri(uri)
     check_reachable(uri)
     out_dir = Path(args.out or Path("quokka_outputs") / name).resolve()
+    extras = _fit_extras(args, loop, experiment, out_dir)
     outcome = fit_experiment(
         name, uri, out_dir, planned=planned, laws=[args.law] if args.law else None,
         n_bootstrap=DEFAULT_FIT_BOOTSTRAP if args.bootstrap is None else args.bootstrap,
-        seed=args.seed)
+        seed=args.seed, **extras)
     print(outcome.summary)
     left = ", ".join(f"{n} {how}" for how, n in sorted(outcome.left_out.items()))
     print(f"[quokka] {outcome.trials} trials fitted" + (f"; left out: {left}" if left else "")
           + f"; report: {outcome.markdown_path}")
     for path in outcome.plot_paths:
         print(f"[quokka] plot: {path}")
+    for path in outcome.written:
+        print(f"[quokka] proposal: {path}")
     print(f"[quokka] logged to MLflow fit run {outcome.fit_run_id}")
+    if loop.propose is not None and not outcome.written:
+        why = "; ".join(f"{label}: {skipped['proposal']}"
+                        for label, skipped in outcome.skipped.items() if "proposal" in skipped)
+        raise LookupError(f"--propose {args.propose}: no proposal ({why or 'no law fitted'})")
     return 0
+
+
+def _fit_extras(args, loop, experiment, out_dir: Path) -> dict:
+    """fit_experiment's predictions, propose, suggest and after for `quokka fit`'s options."""
+    import dataclasses
+
+    from quokka_ray.commands.propose import Sizer, proposal_targets, write_proposal
+    from quokka_ray.laws.proposal import PROPOSAL_LAWS, LossPrediction, ProposalRequest
+    from quokka_ray.laws.suggest import SuggestRequest
+
+    extras: dict = {}
+    # Without the experiment file (a fit by name) suggestions keep the ladder's own sizes.
+    size = Sizer(experiment) if experiment is not None else None
+    if experiment is not None and experiment.prediction is not None:
+        extras["predictions"] = [LossPrediction(**dataclasses.asdict(experiment.prediction))]
+    if loop.suggest is not None:
+        min_steps = getattr(experiment.study, "min_steps", 1) if experiment is not None else 1
+        extras["suggest"] = SuggestRequest(loop.suggest, loop.target, loop.suggest_for, size,
+                                           min_steps)
+    if loop.propose is None:
+        return extras
+    targets = proposal_targets(experiment, loop.propose, out_dir, loop.propose_out)
+    extras["propose"] = ProposalRequest(
+        loop.propose, law=args.law if args.law in PROPOSAL_LAWS else None,
+        size=size, files={k: str(t.path) for k, t in targets.items()})
+    command = f"quokka fit {args.experiment} --propose {args.propose}"
+
+    def write(report, table) -> list[Path]:
+        unique = float(table["unique_tokens"].max()) if "unique_tokens" in table else math.nan
+        unique = unique if math.isfinite(unique) else None
+        return [write_proposal(experiment, target, report.fits[label]["proposal"],
+                               command=command, unique_tokens=unique)
+                for label, target in targets.items()
+                if "proposal" in report.fits.get(label, {})]
+
+    extras["after"] = write
+    return extras
 
 
 def _workers(text: str) -> int | tuple[int, int]:

@@ -1,30 +1,59 @@
 """A small IsoFLOP sweep through Ray Tune, Ray Train (FSDP2 workers), MLflow and the law fit,
 run twice: the second run resumes the stored sweep and re-runs nothing, and the fit counts
-each trial once."""
+each trial once. On the same sweep, the loop closed: the fit proposes the compute-optimal
+run of a larger budget, the proposal trains, and its fit sets the predicted final loss beside
+the actual one."""
 
 from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
 from quokka_ray.cli import main
-from quokka_ray.sweep import load_experiment, plan_trials
+from quokka_ray.sweep import load_experiment, load_plan, plan_trials
 from tests.conftest import EXPERIMENTS, run_cli_cases
 
 EXPERIMENT = EXPERIMENTS / "tiny_isoflop.py"
 
 
+@dataclass(frozen=True)
+class TinySweep:
+    """The tiny IsoFLOP sweep, run and resumed once per module: its folder, MLflow store,
+    the `quokka run` flags that reach both, and what the two runs printed."""
+
+    folder: Path
+    uri: str
+    args: list[str]
+    printed: str
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(ray_session, tmp_path_factory, data_cache) -> TinySweep:
+    folder = tmp_path_factory.mktemp("tiny-sweep")
+    uri = f"sqlite:///{folder}/mlflow.db"
+    args = ["--tracking-uri", uri, "--storage-path", str(folder / "runs")]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("QUOKKA_TEST_CACHE", str(data_cache))
+        patch.chdir(folder)
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            assert main(["run", str(EXPERIMENT), *args]) == 0
+            assert main(["run", str(EXPERIMENT), *args]) == 0
+    return TinySweep(folder, uri, args, printed.getvalue())
+
+
 @pytest.mark.slow
-def test_sweep_records_runs_and_fits_laws(ray_session, tmp_path, data_cache, monkeypatch, capsys):
+def test_sweep_records_runs_and_fits_laws(tiny_sweep, tmp_path, data_cache, monkeypatch, capsys):
     monkeypatch.setenv("QUOKKA_TEST_CACHE", str(data_cache))
     monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    args = ["--tracking-uri", uri, "--storage-path", str(tmp_path / "runs")]
+    uri, args = tiny_sweep.uri, tiny_sweep.args
     trials = plan_trials(load_experiment(EXPERIMENT))
-
-    assert main(["run", str(EXPERIMENT), *args]) == 0
-    assert main(["run", str(EXPERIMENT), *args]) == 0
-    printed = capsys.readouterr().out
+    printed = tiny_sweep.printed
     assert "resuming the sweep" in printed
     # One line per trial event, with the sweep's progress and the time left.
     assert f"| 1/{len(trials)} done, " in printed and " left] " in printed
@@ -68,12 +97,14 @@ def test_sweep_records_runs_and_fits_laws(ray_session, tmp_path, data_cache, mon
     assert list(out_dir.glob("*.png")) and (out_dir / "report.md").exists()
     name = trials[0].name
     assert main(["sample", str(EXPERIMENT), "--trial", name, "--storage-path",
-                 str(tmp_path / "runs"), "-n", "2", "--steps", "8"]) == 0
+                 str(tiny_sweep.folder / "runs"), "-n", "2", "--steps", "8"]) == 0
     samples = capsys.readouterr().out.split("-" * 60)[1:]
     assert len(samples) == 2 and all(len(text.strip()) > 0 for text in samples)
 
-    (fit_run,) = client.search_runs([experiment.experiment_id],
-                                    filter_string="tags.`quokka.role` = 'fit'")
+    # The latest fit run is this test's (the loop test below fits the same sweep).
+    fit_run = client.search_runs([experiment.experiment_id],
+                                 filter_string="tags.`quokka.role` = 'fit'",
+                                 order_by=["attributes.start_time DESC"])[0]
     assert fit_run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
     logged = [a.path for a in client.list_artifacts(fit_run.info.run_id)]
     assert "report.md" in logged and any(p.endswith(".png") for p in logged)
@@ -88,6 +119,45 @@ def test_sweep_records_runs_and_fits_laws(ray_session, tmp_path, data_cache, mon
     assert "tiny_isoflop.py" in line and "seed: 0 -> 1" in line
     after = client.search_runs([experiment.experiment_id], max_results=1000)
     assert len(after) == len(runs) + 1  # the fit run; nothing else
+
+
+@pytest.mark.slow
+def test_proposal_trains_and_is_checked_against_its_prediction(
+        tiny_sweep, tmp_path, data_cache, monkeypatch, capsys):
+    """fit --propose on the sweep, `quokka run` of the proposal, fit of the proposal."""
+    monkeypatch.setenv("QUOKKA_TEST_CACHE", str(data_cache))
+    monkeypatch.chdir(tmp_path)
+    uri = tiny_sweep.uri
+    budget = "6e9"  # twice the sweep's largest budget
+    assert main(["fit", str(EXPERIMENT), "--tracking-uri", uri, "--out", str(tmp_path / "fit"),
+                 "--propose", budget]) == 0
+    printed = capsys.readouterr().out
+    proposal = tmp_path / "fit" / f"tiny_isoflop-proposal-{budget}.py"
+    assert f"[quokka] proposal: {proposal}" in printed
+    experiment, (trial,) = load_plan(proposal)
+    predicted = experiment.prediction
+    assert predicted.fitted_experiment == "tiny_isoflop" and predicted.law == "isoflop"
+    assert (trial.non_embedding_params, trial.tokens) == (predicted.non_embedding_params,
+                                                          predicted.tokens)
+
+    assert main(["run", str(proposal), *tiny_sweep.args]) == 0
+    assert main(["fit", str(proposal), "--tracking-uri", uri, "--out",
+                 str(tmp_path / "checked")]) == 0
+    printed = capsys.readouterr().out
+    client = MlflowClient(uri)
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name(experiment.name).experiment_id],
+        filter_string="tags.`quokka.role` = 'trial'")
+    actual = run.data.metrics["final_loss"]
+    line = next(line for line in printed.splitlines() if line.startswith("predicted vs actual"))
+    assert f"predicted final loss {predicted.final_loss:.4f}" in line
+    assert f"actual {actual:.4f}" in line
+    report = (tmp_path / "checked" / "report.md").read_text()
+    row = next(line for line in report.split("## Predicted against actual")[1].splitlines()
+               if line.startswith("| `dlm-"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert float(cells[4]) == pytest.approx(predicted.final_loss, rel=1e-3)
+    assert float(cells[6]) == pytest.approx(actual, rel=1e-3)
 
 
 @pytest.mark.slow

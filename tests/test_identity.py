@@ -14,7 +14,7 @@ from quokka_ray.data.config import DataConfig
 from quokka_ray.diffusion import ObjectiveConfig
 from quokka_ray.sweep import load_experiment, plan_trials
 from quokka_ray.sweep.identity import canonical, changed_settings
-from quokka_ray.sweep.spec import Resources
+from quokka_ray.sweep.spec import Prediction, Resources
 from quokka_ray.train.config import (
     EvaluationConfig,
     Hyperparameters,
@@ -49,6 +49,10 @@ UNCHANGED = {
                                      attention="math"),
     "storage_path": "/elsewhere",
     "tracking_uri": "sqlite:////elsewhere/mlflow.db",
+    # What a fitted law predicts for the run is a record beside it, not a setting of it.
+    "prediction": Prediction(fitted_experiment="fitted", objective="dlm", law="isoflop",
+                             budget_flops=1e10, n_opt=4e4, d_opt=4e4,
+                             non_embedding_params=38_000, tokens=44_000, final_loss=3.0),
 }
 
 

@@ -138,6 +138,20 @@ def test_bootstrap_intervals_bracket_the_estimate(chinchilla):
     assert fit_parametric(*chinchilla, n_starts=4).intervals == {}
 
 
+def test_bootstrap_survives_replicates_with_overflowing_prefactors():
+    """IsoFLOP-style runs that no Chinchilla law fits well: some resamples' optima run a log
+    prefactor past exp's range; they are dropped, not raised (OverflowError before)."""
+    rng = np.random.default_rng(0)
+    budgets = [1e15, 3e15, 1e16, 3e16]
+    C = np.repeat(budgets, 5)
+    N = np.concatenate([0.05 * c**0.5 * rng.uniform(0.6, 1.6) * np.exp(np.linspace(-1.2, 1.2, 5))
+                        for c in budgets])
+    loss = 8.0 * C**-0.05 + 0.25 * np.log(N / (0.05 * C**0.5)) ** 2 + rng.normal(0, 0.01, C.size)
+    fit = fit_parametric(N, C / (6 * N), loss, n_bootstrap=20, seed=0)
+    assert 0 < len(fit.bootstrap_samples) <= 20
+    assert np.all(np.isfinite(fit.bootstrap_samples))
+
+
 def test_objective_and_gradient_agree(chinchilla):
     from quokka_ray.laws.parametric import _Problem
 

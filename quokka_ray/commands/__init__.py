@@ -1,7 +1,10 @@
 """The command side of `quokka`: argument parsing and benchmarks, kept out of the science
 packages so that `laws/`, `train/` and the rest take explicit parameters and never parse argv.
 
-- fit_args.py     `quokka fit` flags (--csv, --law, column names) and the CSV fit they start
+- fit_args.py     `quokka fit` flags (--csv, --law, column names, --propose, --suggest) and
+                  the CSV fit they start
+- propose.py      `quokka fit --propose`: the experiment file of a predicted compute-optimal run
+- render.py       configuration dataclasses and Tune search spaces written back as Python
 - bench_laws.py   `quokka bench laws`: timings of the law fits on the reference data
 - bench_train.py  `quokka bench train`: training tokens/s and MFU on this machine's device
 - data.py         `quokka data prepare | train-tokenizer` and `quokka bench data` flags, handlers

@@ -9,13 +9,20 @@ package (quokka_ray/laws/reference/, whose README says where they come from):
   quokka fit --csv quokka_data_constrained_curves.csv --law data-constrained \\
       --n-column params --u-column unique_tokens --epochs-column epochs --loss-column final_val_loss
 
+Closing the loop on an experiment's fit (laws/proposal.py, laws/suggest.py):
+
+  quokka fit EXPERIMENT --propose 3e12            # an experiment file for the predicted optimum
+  quokka fit EXPERIMENT --suggest 4 --target 1e14  # the 4 runs that most narrow N_opt(1e14)
+
 `main(argv)` parses the same flags without the `quokka` command (the tests use it).
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from quokka_ray.laws import LAW_NAMES, LawInputError
@@ -82,6 +89,78 @@ def add_csv_fit_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="output folder (with --csv: fit.json and the plots; without: the report)",
     )
+
+
+def add_loop_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add --propose, --propose-out, --suggest, --target and --suggest-for (an experiment's fit
+    only). Values are checked by loop_options, so that a bad one is one line, not a usage."""
+    g = parser.add_argument_group("close the loop (an experiment's fit only)")
+    g.add_argument("--propose", metavar="BUDGET",
+                   help="write an experiment file that trains the run the fitted law predicts "
+                   "to be compute-optimal at BUDGET FLOPs (e.g. 3e12), with its predicted loss")
+    g.add_argument("--propose-out", type=Path, metavar="PATH",
+                   help="the proposal's file (default: <name>-proposal-<BUDGET>.py beside the "
+                   "report)")
+    g.add_argument("--suggest", metavar="K",
+                   help="name the K runs that would most narrow the interval of the IsoFLOP "
+                   "law's extrapolation to --target")
+    g.add_argument("--target", metavar="BUDGET", help="the budget (FLOPs) --suggest aims at")
+    g.add_argument("--suggest-for", choices=("n_opt", "loss"), default="n_opt",
+                   help="narrow N_opt (default) or the loss at the optimum at --target")
+
+
+@dataclass(frozen=True)
+class LoopOptions:
+    """--propose and --suggest, checked."""
+
+    propose: float | None = None
+    propose_out: Path | None = None
+    suggest: int | None = None
+    target: float | None = None
+    suggest_for: str = "n_opt"
+
+    @property
+    def any(self) -> bool:
+        return self.propose is not None or self.suggest is not None
+
+
+def _flops(option: str, text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{option}: expected a positive number of FLOPs (e.g. 3e12), got {text!r}")
+    return value
+
+
+def loop_options(args: argparse.Namespace) -> LoopOptions:
+    """The checked --propose / --suggest options; ValueError names the option and value."""
+    suggest = getattr(args, "suggest", None)
+    if suggest is not None:
+        try:
+            count = int(suggest)
+        except ValueError:
+            count = 0
+        if count < 1:
+            raise ValueError(f"--suggest: expected a number of runs >= 1, got {suggest!r}")
+        suggest = count
+    target = _flops("--target", getattr(args, "target", None))
+    if suggest is not None and target is None:
+        raise ValueError(f"--suggest {suggest}: give --target BUDGET, the budget (FLOPs) whose "
+                         "extrapolation the runs should narrow")
+    if target is not None and suggest is None:
+        raise ValueError(f"--target {args.target}: only --suggest K uses it")
+    propose = _flops("--propose", getattr(args, "propose", None))
+    out = getattr(args, "propose_out", None)
+    if out is not None and propose is None:
+        raise ValueError(f"--propose-out {out}: only --propose BUDGET writes a proposal")
+    options = LoopOptions(propose, out, suggest, target, getattr(args, "suggest_for", "n_opt"))
+    if options.any and getattr(args, "csv", None):
+        raise ValueError("--propose and --suggest work on an experiment's runs, not with --csv")
+    return options
 
 
 def run_csv_fit(args: argparse.Namespace) -> int:

@@ -11,6 +11,11 @@ C = 6 N D FLOPs, loss in nats/token.
 - muennighoff.py      Muennighoff et al.'s effective data and parameters
 - hyperparams.py      B_opt(C), lr_opt(C) and the AR -> DLM transfer check
 - holdout.py          fit on part, predict the rest
+- surface.py          an IsoFLOP fit read as one surface loss(N, C), between and beyond budgets
+- proposal.py         the compute-optimal run a law predicts for a new budget, its predicted
+                      loss, and the prediction against the actual loss once it has run
+- suggest.py          the runs that would most narrow the interval of N_opt (or the loss) at a
+                      target budget
 - selection.py        which runs each law sees: objectives (one law per objective), NELBO vs
                       surrogate losses, fresh-data runs, the best run per (N, D)
 - report.py           write_report: the Markdown report, the cross-objective sections
@@ -53,6 +58,13 @@ from .plots import (
     plot_optimal_allocation,
 )
 from .powerlaw import PowerLawFit, fit_power_law
+from .proposal import (
+    ComputeOptimalProposal,
+    LossPrediction,
+    ProposalRequest,
+    SizedRun,
+    propose,
+)
 from .published import REFERENCE_DIR, reference_csv
 from .report import LAW_NAMES, Report, write_report
 from .selection import (
@@ -62,26 +74,36 @@ from .selection import (
     split_by_bound,
     split_by_objective,
 )
+from .suggest import SuggestedRun, SuggestionPlan, SuggestRequest, suggest_runs
+from .surface import IsoFlopSurface
 
 __all__ = [
     "BudgetParabola",
     "CONFIDENCE",
     "CSV_LAWS",
+    "ComputeOptimalProposal",
     "CsvFit",
     "DEFAULT_DELTA",
     "DataConstrainedLaw",
     "GridSearchResult",
     "HoldoutResult",
     "IsoFlopFit",
+    "IsoFlopSurface",
     "LAW_NAMES",
     "LawInputError",
+    "LossPrediction",
     "MuennighoffLaw",
     "Objective",
     "ParametricFit",
     "PowerLawFit",
+    "ProposalRequest",
     "REFERENCE_DIR",
     "Report",
+    "SizedRun",
     "SkippedBudget",
+    "SuggestRequest",
+    "SuggestedRun",
+    "SuggestionPlan",
     "TransferBudget",
     "TransferComparison",
     "best_per_allocation",
@@ -112,8 +134,10 @@ __all__ = [
     "plot_isoflop",
     "plot_isoloss",
     "plot_optimal_allocation",
+    "propose",
     "reference_csv",
     "split_by_bound",
     "split_by_objective",
+    "suggest_runs",
     "write_report",
 ]

@@ -29,6 +29,21 @@ def percentile_intervals(
     return out
 
 
+def percentile_interval(values: Sequence[float], confidence: float = CONFIDENCE
+                        ) -> tuple[float, float] | None:
+    """(lo, hi), the central `confidence` percentile interval of one sample, or None when its
+    finite values do not vary: a bootstrap of budgets that each hold only the 3 sizes a parabola
+    needs fits the sweep itself again and again, and a zero-width interval would claim a
+    certainty it does not have."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size < 2 or np.ptp(v) <= 1e-9 * np.max(np.abs(v)):
+        return None
+    tail = 100.0 * (1.0 - confidence) / 2.0
+    lo, hi = np.percentile(v, [tail, 100.0 - tail])
+    return float(lo), float(hi)
+
+
 def resample_indices(n: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of one bootstrap resample (n draws with replacement from range(n))."""
     return rng.integers(0, n, size=n)

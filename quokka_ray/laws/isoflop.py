@@ -70,6 +70,11 @@ class IsoFlopFit:
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     #: Bootstrap replicates whose fit succeeded / were asked for.
     n_bootstrap_ok: int = 0
+    #: Each successful replicate's budgets with a vertex: the joint draws behind `intervals`,
+    #: which N_opt(C) at an unmeasured budget, a proposal and run suggestions need (marginal
+    #: intervals of k_N and a cannot be combined). Empty without bootstrap.
+    bootstrap_budgets: tuple[tuple[BudgetParabola, ...], ...] = field(
+        default=(), repr=False, compare=False)
 
     def n_opt(self, C):
         """Compute-optimal non-embedding parameters for C FLOPs."""
@@ -162,6 +167,7 @@ def fit_isoflop(
         )
     n_law, d_law = _laws(kept)
     intervals: dict[str, tuple[float, float]] = {}
+    replicates: list[tuple[BudgetParabola, ...]] = []
     n_ok = 0
     if n_bootstrap > 0:
         rng = np.random.default_rng(seed)
@@ -179,6 +185,7 @@ def fit_isoflop(
                 ("k_D", rd.k),
             ):
                 samples[name].append(value)
+            replicates.append(tuple(replicate))
             n_ok += 1
         intervals = percentile_intervals(samples, confidence)
     return IsoFlopFit(
@@ -190,4 +197,5 @@ def fit_isoflop(
         skipped_budgets=skipped,
         intervals=intervals,
         n_bootstrap_ok=n_ok,
+        bootstrap_budgets=tuple(replicates),
     )

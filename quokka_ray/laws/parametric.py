@@ -39,6 +39,8 @@ PARAM_NAMES = ("E", "A", "B", "alpha", "beta")
 # objective (~1e-3 on Chinchilla's data) its default ftol would stop at a ~1e-6 relative gap.
 _SEARCH_OPTIONS = {"ftol": 1e-12, "gtol": 1e-8, "maxiter": 2000, "maxcor": 20}
 _POLISH_OPTIONS = {"ftol": 1e-15, "gtol": 1e-12, "maxiter": 5000, "maxcor": 30}
+# Largest log of E, A or B that exp turns into a finite float.
+_MAX_LOG_COEFFICIENT = math.log(np.finfo(float).max)
 # Screening evaluates (starts x points) arrays; chunks bound their memory (~8 MB per array).
 _SCREEN_CHUNK_ELEMENTS = 1 << 20
 
@@ -335,8 +337,10 @@ def _bootstrap(problem, log_n, log_d, log_y, warm, n_bootstrap, seed) -> np.ndar
             log_n[idx], log_d[idx], log_y[idx], problem.delta, problem.centre_n, problem.centre_d
         )
         x, f = min((sub.minimise(x0, _SEARCH_OPTIONS) for x0 in warm), key=lambda p: p[1])
-        if np.isfinite(f):
-            a, b, e, alpha, beta = sub.to_raw(x)
+        a, b, e, alpha, beta = sub.to_raw(x)
+        # A degenerate replicate can run a log-prefactor past exp's range (a "cliff" law with
+        # A ~ 1e400): it has no finite coefficients, so it is dropped like one that diverged.
+        if np.isfinite(f) and max(a, b, e) < _MAX_LOG_COEFFICIENT:
             rows.append((math.exp(e), math.exp(a), math.exp(b), alpha, beta))
     return np.array(rows, dtype=float).reshape(-1, 5)
 

@@ -28,6 +28,7 @@ from .hyperparams import HYPERPARAMETERS, TransferComparison, compare_transfer
 from .isoflop import IsoFlopFit
 from .markdown import fmt, table
 from .plots import plot_frontiers, plot_hyperparameter_laws
+from .proposal import LossPrediction, ProposalRequest, prediction_lines, proposal_section
 from .sections import (
     MIN_BOOTSTRAP_RUNS,
     ObjectiveSection,
@@ -39,6 +40,7 @@ from .sections import (
     parametric_section,
 )
 from .selection import Objective, fresh_data_runs, split_by_bound, split_by_objective
+from .suggest import SuggestRequest, suggestion_section
 
 REQUIRED_COLUMNS = ("trial_name", "kind", "non_embedding_params", "tokens", "final_loss")
 #: The laws write_report can be restricted to (its `laws` argument, `quokka fit --law`).
@@ -172,14 +174,20 @@ def write_report(
     seed: int = 0,
     notes: Sequence[str] = (),
     laws: Collection[str] | None = None,
+    predictions: Sequence[LossPrediction] = (),
+    propose: ProposalRequest | None = None,
+    suggest: SuggestRequest | None = None,
 ) -> Report:
     """Fit what `runs` support, per objective, and write out_dir/report.md with PNG plots.
 
     n_bootstrap: replicates for intervals (laws with fewer than MIN_BOOTSTRAP_RUNS runs get
     none); seed: of the bootstrap and the fits' random starts. notes: lines from the caller,
     shown near the top (e.g. which trials were left out). laws: fit only these of LAW_NAMES
-    (None: all). Raises LawInputError only when a required column is missing, there is no
-    run, or a law name is unknown.
+    (None: all). predictions: what a law predicted for these runs, set beside their actual
+    loss at the top. propose: add each objective's proposed compute-optimal run for a budget
+    (fits[label]["proposal"]); suggest: the runs that would most narrow the law's
+    extrapolation (fits[label]["suggestions"]). Raises LawInputError only when a required
+    column is missing, there is no run, or a law name is unknown.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in runs]
     if missing:
@@ -203,6 +211,10 @@ def write_report(
     if chosen != LAW_NAMES:
         md += [f"Laws fitted: {', '.join(chosen)} (the others were not requested).", ""]
     summary, plots = [title, *notes], []
+    if predictions:
+        checked_md, checked = prediction_lines(runs, predictions)
+        md += checked_md
+        summary += checked
     fits: dict[str, dict[str, object]] = {}
     skipped: dict[str, dict[str, str]] = {}
     kinds = {o.kind for o, _ in groups}
@@ -214,6 +226,10 @@ def write_report(
             _SECTIONS[name](k)
             if name == "parametric" or (name == "isoflop" and "parametric" not in chosen):
                 allocation_section(k)
+        if propose is not None:
+            proposal_section(k, propose)
+        if suggest is not None:
+            suggestion_section(k, suggest)
         md += k.md
         summary += k.summary
         plots += k.plots

@@ -10,6 +10,7 @@ from quokka_ray.sweep.spec import (
     Experiment,
     FixedStudy,
     IsoFlopStudy,
+    Prediction,
     Resources,
     Search,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "IsoFlopStudy",
     "ObjectiveConfig",
     "PerformanceConfig",
+    "Prediction",
     "Resources",
     "Search",
     "TrialSpec",

@@ -116,7 +116,8 @@ def run_experiment(experiment: Experiment, trials: list[TrialSpec], *,
     parent = store.sweep_run(experiment.name, plan, {
         "experiment": experiment.name, "trials": len(trials),
         "study": type(experiment.study).__name__, "search": experiment.search.algorithm,
-        "storage_path": storage, **{f"set.{k}": v for k, v in (file_settings or {}).items()}})
+        "storage_path": storage, **prediction_params(experiment),
+        **{f"set.{k}": v for k, v in (file_settings or {}).items()}})
     print(f"[quokka] MLflow: experiment {experiment.name!r}, sweep run {parent} in {uri}", flush=True)
     context = SweepContext(experiment=experiment, trials={t.name: t for t in trials},
                            tracking_uri=uri, storage_path=storage, parent_run_id=parent,
@@ -131,6 +132,18 @@ def run_experiment(experiment: Experiment, trials: list[TrialSpec], *,
     finally:
         store.end_run(parent, status)
     return SweepOutcome(experiment.name, uri, storage, parent, finished, failed)
+
+
+def prediction_params(experiment: Experiment) -> dict[str, object]:
+    """The sweep run's record of what a fitted law predicted for it (a proposed experiment),
+    so that the MLflow UI shows it beside the trials' losses."""
+    p = experiment.prediction
+    if p is None:
+        return {}
+    return {"prediction.fitted_experiment": p.fitted_experiment, "prediction.law": p.law,
+            "prediction.objective": p.objective, "prediction.budget_flops": p.budget_flops,
+            "prediction.final_loss": p.final_loss,
+            "prediction.final_loss_interval": p.final_loss_interval or ""}
 
 
 def _start_ray(address: str | None) -> None:

@@ -4,7 +4,8 @@ that is the same in every process and on every machine, and the name digested fr
 What changes a result is in the settings: the study point, the objective, the model shape,
 the tokens, every hyperparameter (or its search space), the seed, the data and the evaluation.
 What does not is left out (worker counts, CPUs, GPUs, micro-batches, checkpoint interval,
-where shards are cached), so a trial keeps its name, and its checkpoints, on any cluster."""
+where shards are cached, the prediction a proposed experiment carries), so a trial keeps its
+name, and its checkpoints, on any cluster."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ depends on several of them (metrics, Optuna, ASHA, budgets) when the plan is mad
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -165,6 +166,58 @@ class Search:
 
 
 @dataclass(frozen=True)
+class Prediction:
+    """What a law fitted on another experiment's runs predicts for this experiment's run:
+    `quokka fit --propose` writes it into the experiment file it proposes, and `quokka fit` on
+    that experiment sets it beside the actual final loss. A prediction cannot change what a run
+    trains or measures, so it is no part of a trial's name (sweep/identity.py)."""
+
+    fitted_experiment: str
+    """The experiment whose runs the law was fitted on."""
+    objective: str
+    """Label of the objective the law was fitted for, as the report names it
+    (e.g. 'dlm-masked-linear-elbo-uniform', 'ar')."""
+    law: Literal["isoflop", "parametric"]
+    """The law that made the prediction."""
+    budget_flops: float
+    """The compute budget C = 6 N D the prediction is for, FLOPs."""
+    n_opt: float
+    """Compute-optimal non-embedding parameters the law predicts for budget_flops."""
+    d_opt: float
+    """Compute-optimal training tokens, budget_flops / (6 n_opt)."""
+    non_embedding_params: int
+    """N of the model the sizing rule picks for n_opt: the run the loss is predicted for."""
+    tokens: int
+    """Training tokens D of that run."""
+    final_loss: float
+    """Predicted smoothed final training loss of that run, nats/token."""
+    n_opt_interval: tuple[float, float] | None = None
+    """Bootstrap interval of n_opt (None without bootstrap)."""
+    final_loss_interval: tuple[float, float] | None = None
+    """Prediction interval of the run's final loss: the law's bootstrap uncertainty and the
+    run-to-run noise of the fitted runs (None without bootstrap)."""
+    confidence: float = 0.95
+    """Central coverage of both intervals."""
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        for name in ("budget_flops", "n_opt", "d_opt", "final_loss"):
+            value = getattr(self, name)
+            require(math.isfinite(value) and value > 0, f"Prediction.{name}", value,
+                    "a finite positive number")
+        for name in ("non_embedding_params", "tokens"):
+            require(getattr(self, name) >= 1, f"Prediction.{name}", getattr(self, name),
+                    "a positive count")
+        for name in ("n_opt_interval", "final_loss_interval"):
+            span = getattr(self, name)
+            require(span is None or (all(math.isfinite(v) and v > 0 for v in span)
+                                     and span[0] <= span[1]),
+                    f"Prediction.{name}", span, "None or (lo, hi) with 0 < lo <= hi")
+        require(0 < self.confidence < 1, "Prediction.confidence", self.confidence,
+                "a coverage in (0, 1)")
+
+
+@dataclass(frozen=True)
 class Experiment:
     """One study: one MLflow experiment and one Tune experiment, both called `name`."""
 
@@ -188,6 +241,9 @@ class Experiment:
     """Checkpoints and Tune state: a folder, or a pyarrow URI (s3://, gs://) on a cluster."""
     tracking_uri: str | None = None
     """MLflow tracking URI; by default MLFLOW_TRACKING_URI, else sqlite:///mlflow.db."""
+    prediction: Prediction | None = None
+    """What a fitted law predicts for this experiment's run (written by `quokka fit
+    --propose`); `quokka fit` reports it beside the actual loss. Not part of a trial's name."""
 
     def __post_init__(self) -> None:
         check_types(self)
