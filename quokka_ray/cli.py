@@ -231,6 +231,7 @@ def _num(value) -> str:
 def _run(args) -> int:
     from quokka_ray.config import ConfigError
     from quokka_ray.sweep.driver import run_experiment
+    from quokka_ray.tracking import without_userinfo
 
     experiment, trials = _load(args.experiment_file)
     print(f"[quokka] {experiment.name}: {len(trials)} trials", flush=True)
@@ -240,7 +241,7 @@ def _run(args) -> int:
     except ConfigError as err:
         raise ConfigError(f"{args.experiment_file}: {err}") from None
     print(f"[quokka] {outcome.finished} trials finished, {outcome.failed} failed")
-    print(f"[quokka] checkpoints and Tune state: {outcome.storage_path}")
+    print(f"[quokka] checkpoints and Tune state: {without_userinfo(outcome.storage_path)}")
     print(f"[quokka] compare runs: mlflow ui --backend-store-uri {outcome.tracking_uri}")
     print(f"[quokka] fit the laws: quokka fit {args.experiment_file}"
           + (f" --tracking-uri {outcome.tracking_uri}" if args.tracking_uri else ""))
@@ -255,7 +256,7 @@ def _fit(args) -> int:
     if not args.experiment:
         raise ValueError("give an experiment file or name, or --csv FILE")
     from quokka_ray.analysis import fit_experiment
-    from quokka_ray.tracking import check_reachable, resolve_tracking_uri
+    from quokka_ray.tracking import check_tracking_server, resolve_tracking_uri
 
     name, uri, planned = args.experiment, args.tracking_uri, None
     if args.experiment.endswith(".py") or Path(args.experiment).is_file():
@@ -263,7 +264,7 @@ def _fit(args) -> int:
         name, planned = experiment.name, [t.name for t in trials]
         uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or experiment.tracking_uri
     uri = resolve_tracking_uri(uri)
-    check_reachable(uri)
+    check_tracking_server(uri)
     out_dir = Path(args.out or Path("quokka_outputs") / name).resolve()
     outcome = fit_experiment(
         name, uri, out_dir, planned=planned, laws=[args.law] if args.law else None,

@@ -3,12 +3,18 @@ metrics, and reading finished trials back for the law fits.
 
 Layout in MLflow: one experiment per quokka experiment; one parent run per `quokka run`
 (tag quokka.role=sweep); one child run per trial (tags quokka.role=trial, quokka.trial=<name>,
-mlflow.parentRunId). A trial interrupted and resumed continues in its unfinished run."""
+mlflow.parentRunId). A trial interrupted and resumed continues in its unfinished run.
+
+Credentials: MLflow's client reads them from its own environment variables
+(MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN); quokka-ray
+passes nothing else, refuses a tracking URI that carries them, and writes neither them nor the
+value of any secret-looking environment variable into a parameter, tag or artifact."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -49,8 +55,15 @@ def is_relative_sqlite(uri: str) -> bool:
 def resolve_tracking_uri(explicit: str | None = None, base_dir: Path | None = None) -> str:
     """--tracking-uri, else MLFLOW_TRACKING_URI, else MLflow's default SQLite file in the working
     directory. A relative SQLite path becomes absolute: under `ray job submit` the job runs in
-    a temporary copy of the folder, and a relative store would be lost with it."""
+    a temporary copy of the folder, and a relative store would be lost with it. A URI with a
+    user and password in it is refused: it travels into Tune's stored state and the logs."""
     uri = explicit or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    parsed = urlparse(uri)
+    if parsed.scheme in ("http", "https") and (parsed.username or parsed.password):
+        raise ValueError(
+            f"tracking URI {without_userinfo(uri)} carries credentials in its user part: give "
+            f"the URI without them and put them in {_credential_variables_text()}, which "
+            "MLflow's client reads (quokka-ray keeps the URI in its logs and stored state)")
     if is_relative_sqlite(uri):
         relative = uri[len("sqlite:///"):]
         uri = "sqlite:///" + str(((base_dir or Path.cwd()) / relative).resolve())
@@ -68,16 +81,121 @@ def git_commit(folder: Path | None = None) -> str:
         return "unknown"
 
 
-def check_reachable(tracking_uri: str, timeout_s: float = 5.0) -> None:
-    """Raise ConnectionError (one line) if an http(s) tracking server does not answer: MLflow's
-    own client would retry for minutes, after Ray had started."""
+def check_tracking_server(tracking_uri: str, timeout_s: float = 5.0) -> None:
+    """Raise (one line) if an http(s) tracking server does not answer, or refuses the
+    credentials MLflow's client would send: ConnectionError, PermissionError. MLflow's own
+    client would retry for minutes, or fail in every trial, after Ray had started."""
     scheme = urlparse(tracking_uri).scheme
     if scheme not in ("http", "https"):
         return
     reason = unreachable_reason(tracking_uri, 443 if scheme == "https" else 80, timeout_s)
+    if reason is None:
+        status, reason = _authenticated_status(tracking_uri, timeout_s)
+        if status in (401, 403):
+            raise PermissionError(credentials_refused(tracking_uri, status))
     if reason:
         raise ConnectionError(f"MLflow tracking server {tracking_uri} is unreachable ({reason}): "
                               "start it, or pass another --tracking-uri")
+
+
+def _authenticated_status(tracking_uri: str, timeout_s: float) -> tuple[int | None, str | None]:
+    """(HTTP status, None) of one call that needs the user's rights (listing one experiment),
+    sent with the credentials MLflow's client would send; (None, why) if it got no answer."""
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    try:
+        response = http_request(get_default_host_creds(tracking_uri),
+                                "/api/2.0/mlflow/experiments/search", "GET",
+                                params={"max_results": 1}, max_retries=0, timeout=timeout_s,
+                                raise_on_status=False)
+    except Exception as err:  # noqa: BLE001 - MLflow wraps every transport error alike
+        return None, short_reason(err)
+    return response.status_code, None
+
+
+def credentials_refused(tracking_uri: str, status: int) -> str:
+    """The one line that says the server refused the request, and what quokka-ray sends."""
+    set_names = [name for name in CREDENTIAL_VARIABLES if os.environ.get(name)]
+    sent = (f"it sent {' and '.join(set_names)} from the environment" if set_names else
+            "none of them is set")
+    return (f"MLflow tracking server {tracking_uri} refused the credentials (HTTP {status}): "
+            f"quokka-ray passes MLflow's own {_credential_variables_text()} from the environment "
+            f"(or ~/.mlflow/credentials), and {sent}; set them to a user of that server")
+
+
+def _credential_variables_text() -> str:
+    return "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+
+
+#: Where MLflow's client takes its credentials from (quokka-ray sets none of them).
+CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+                        "MLFLOW_TRACKING_TOKEN")
+#: An environment variable whose name contains one of these holds a secret: its value is
+#: never written to MLflow.
+SECRET_NAME_PARTS = ("TOKEN", "SECRET", "PASSWORD", "KEY")
+#: Values shorter than this (flags such as 1 or true) cannot be told from ordinary settings,
+#: so only longer ones are searched for and replaced; MLflow's own credentials always are.
+MIN_SECRET_LENGTH = 8
+REDACTED = "[redacted]"
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s?#]+@")
+
+
+def without_userinfo(text: str) -> str:
+    """`text` with the user:password@ part of every URI in it removed (s3://KEY:SECRET@bucket,
+    https://user:token@host/...)."""
+    return _USERINFO.sub(r"\1", text)
+
+
+def secret_values(environ: dict[str, str] | None = None) -> list[str]:
+    """Values never to write: MLflow's credentials (the environment's, or the credentials
+    file's password) and every value of at least MIN_SECRET_LENGTH characters of an
+    environment variable whose name contains TOKEN, SECRET, PASSWORD or KEY; longest first."""
+    environ = os.environ if environ is None else environ
+    values = {value for name, value in environ.items()
+              if any(part in name.upper() for part in SECRET_NAME_PARTS)
+              and len(value) >= MIN_SECRET_LENGTH}
+    values.update(environ[name] for name in CREDENTIAL_VARIABLES[1:] if environ.get(name))
+    if environ is os.environ:
+        from mlflow.utils.credentials import read_mlflow_creds
+
+        password = read_mlflow_creds().password
+        if password:
+            values.add(password)
+    return sorted(values, key=len, reverse=True)
+
+
+def redact(value: object, secrets: list[str] | None = None) -> object:
+    """A string with URI credentials and secret values taken out (anything else as is); dicts
+    and lists redacted item by item. Everything quokka-ray writes to MLflow passes here."""
+    if isinstance(value, dict):
+        secrets = secret_values() if secrets is None else secrets
+        return {redact(k, secrets): redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        secrets = secret_values() if secrets is None else secrets
+        return [redact(v, secrets) for v in value]
+    if not isinstance(value, str):
+        return value
+    text = without_userinfo(value)
+    for secret in secret_values() if secrets is None else secrets:
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def short_reason(err: BaseException) -> str:
+    """Why a call got no answer, in a few words ("Connection refused", "Remote end closed
+    connection without response"), from the urllib3 message that MLflow's error carries."""
+    text = str(err)
+    errno = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if errno:
+        return errno.group(1).strip()
+    if "timed out" in text or "timeout" in text.lower():
+        return "no answer in time"
+    caused = text.partition("Caused by ")[2] or text.partition("failed with exception ")[2]
+    quoted = re.findall(r"'([^']{4,})'", caused)
+    if quoted:  # the innermost error's own words
+        return quoted[-1].strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:120]
 
 
 def store_exists(tracking_uri: str) -> bool:
@@ -142,14 +260,18 @@ class MlflowStore:
             tags={ROLE_TAG: "sweep", PLAN_DIGEST_TAG: plan["digest"],
                   "quokka.version": __version__})
         self.client.log_batch(run.info.run_id, params=_params(params))
-        self.client.log_dict(run.info.run_id, plan, PLAN_ARTIFACT)
+        self.log_dict(run.info.run_id, plan, PLAN_ARTIFACT)
         return run.info.run_id
+
+    def log_dict(self, run_id: str, record: dict, name: str) -> None:
+        """A JSON artifact, with URI credentials and secret values taken out."""
+        self.client.log_dict(run_id, redact(record), name)
 
     def describe_sweep(self, run_id: str, experiment_name: str) -> None:
         """The sweep run's description in the MLflow UI: a table of its trials, and where its
         laws and plots go."""
-        self.client.set_tag(run_id, NOTE_TAG, sweep_note(self.trial_runs(experiment_name),
-                                                         experiment_name))
+        self.client.set_tag(run_id, NOTE_TAG, redact(sweep_note(self.trial_runs(experiment_name),
+                                                                experiment_name)))
 
     def trial_run(self, experiment_name: str, parent_run_id: str, trial_name: str,
                   params: dict[str, object], role: str = "trial") -> str:
@@ -284,10 +406,14 @@ def _cell(value) -> str:
 
 
 def _params(params: dict[str, object]):
+    """MLflow params, with URI credentials and secret values taken out (a storage path such as
+    s3://KEY:SECRET@bucket/... or a data source URL with a token would otherwise be readable
+    by everyone who reads the runs)."""
     from mlflow.entities import Param
 
-    return [Param(k, str(v)[:6000]) for k, v in params.items()]
+    secrets = secret_values()
+    return [Param(k, redact(str(v), secrets)[:6000]) for k, v in params.items()]
 
 
-__all__ = ["MlflowRunTracker", "MlflowStore", "check_reachable", "git_commit",
-           "resolve_tracking_uri"]
+__all__ = ["MlflowRunTracker", "MlflowStore", "check_tracking_server", "git_commit", "redact",
+           "resolve_tracking_uri", "without_userinfo"]
