@@ -203,7 +203,8 @@ def fail_fast_http() -> None:
     """MLflow's client retries a request that got no answer 7 times with growing pauses (about
     4 minutes in silence, a warning line per retry) and waits up to 120 s for each answer.
     quokka-ray's calls retry by themselves and say so once, so each of MLflow's attempts should
-    give up at once; the user's own settings of these variables are kept."""
+    give up at once (and wait at most 30 s for an answer, artifact uploads included); the
+    user's own settings of these variables are kept."""
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
 
@@ -277,10 +278,10 @@ T = TypeVar("T")
 
 
 def patiently(call: Callable[[], T], uri: str, what: str = "waiting for it",
-              limit_s: float | None = None, stop: threading.Event | None = None) -> T:
+              limit_s: float | None = None) -> T:
     """`call()`, called again while the tracking server is unreachable, with pauses growing to
     15 s, for up to `limit_s` (QUOKKA_TRACKING_OUTAGE_S, default 15 minutes) from the first
-    failure, or until `stop` is set; then its error is raised. Any other error is raised at once.
+    failure; then its error is raised. Any other error is raised at once.
     Only database-backed servers make a retried metric batch harmless: they keep one row per
     (key, step, timestamp, value), so a batch stored before its answer was lost is not doubled."""
     limit_s = outage_limit_s() if limit_s is None else limit_s
@@ -293,13 +294,10 @@ def patiently(call: Callable[[], T], uri: str, what: str = "waiting for it",
                 raise
             now = time.monotonic()
             deadline = deadline or now + limit_s
-            if now >= deadline or (stop is not None and stop.is_set()):
+            if now >= deadline:
                 raise
             OUTAGES.failed(uri, err, what)
-            if stop is not None:
-                stop.wait(min(pause, deadline - now))
-            else:
-                time.sleep(min(pause, deadline - now))
+            time.sleep(min(pause, deadline - now))
             pause = min(pause * 2, 15.0)
             continue
         if deadline is not None:
@@ -309,8 +307,9 @@ def patiently(call: Callable[[], T], uri: str, what: str = "waiting for it",
 
 class PatientClient:
     """An MlflowClient whose calls wait for a tracking server that went away (`patiently`).
-    A call whose answer was lost is made again: for a run's creation that leaves one more run
-    (unfinished, without metrics), which the trial's later calls do not pick."""
+    A call whose answer was lost is made again: harmless for the calls that set a value, but a
+    run created just before the server went away may be created twice (the first one then
+    stays empty and unfinished)."""
 
     def __init__(self, tracking_uri: str):
         self._client = MlflowClient(tracking_uri)
