@@ -62,14 +62,7 @@ def test_a_trial_trains_through_a_tracking_outage(tmp_path, data_cache, monkeypa
         came_back = time.time()
         server.start()
         code = run.wait(timeout=600)
-    finally:
-        if run.poll() is None:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
-        server.stop()
-        server.start()  # to read the runs
-    output = log.read_text()
-    try:
+        output = log.read_text()
         assert code == 0, output[-4000:]
         trial = client.get_run(run_id)
         assert trial.info.status == "FINISHED", output[-4000:]
@@ -90,5 +83,59 @@ def test_a_trial_trains_through_a_tracking_outage(tmp_path, data_cache, monkeypa
         back = re.findall(r"^(.*?)\[quokka\] MLflow tracking server \S+ is back", output, re.M)
         assert down, output[-4000:]
         assert len(down) == len(set(down)) and sorted(down) == sorted(back), output[-4000:]
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+        server.stop()
+
+
+@pytest.mark.cluster
+def test_the_tracker_never_waits_and_delivers_once_the_server_is_back(tmp_path, capsys):
+    """The trainer's tracker on its own, against a server that goes away and comes back while
+    metrics are still being logged; and a driver's call made during the outage, which waits."""
+    import threading
+
+    from quokka_ray.tracking import MlflowRunTracker, MlflowStore
+
+    server = MlflowServer(tmp_path)
+    server.start()
+    try:
+        store = MlflowStore(server.uri)
+        client = MlflowClient(server.uri)
+        experiment = store.experiment_id("outage")
+        run_id = client.create_run(experiment).info.run_id
+        tracker = MlflowRunTracker(server.uri, run_id, flush_every=20)
+        slowest, step = 0.0, 0
+
+        def log(until_step: int) -> None:
+            nonlocal slowest, step
+            while step < until_step:
+                step += 1
+                began = time.monotonic()
+                tracker.log_metrics({"train_loss": 1.0 / step, "lr": 0.1}, step=step)
+                if step % 50 == 0:
+                    tracker.flush()
+                slowest = max(slowest, time.monotonic() - began)
+                time.sleep(0.01)
+
+        log(100)
+        server.stop()
+        log(300)
+        ended = threading.Thread(target=store.end_run, args=(run_id, "FINISHED"))
+        ended.start()  # the driver's call waits for the server
+        server.start()
+        log(400)
+        tracker.close(timeout_s=120)
+        ended.join(timeout=120)
+        assert not ended.is_alive()
+        assert slowest < 0.5, f"a logging step waited {slowest:.2f} s"
+        for key in ("train_loss", "lr"):
+            history = client.get_metric_history(run_id, key)
+            assert [m.step for m in sorted(history, key=lambda m: m.timestamp)] == \
+                list(range(1, 401)), key
+        assert client.get_run(run_id).info.status == "FINISHED"
+        out = capsys.readouterr().out
+        assert out.count("is unreachable") == 1 and out.count("is back after") == 1, out
     finally:
         server.stop()
