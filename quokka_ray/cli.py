@@ -303,6 +303,7 @@ def _run(args) -> int:
     from quokka_ray.config import ConfigError
     from quokka_ray.sweep.costs import format_gpu_hours, plan_cost
     from quokka_ray.sweep.driver import run_experiment
+    from quokka_ray.tracking import without_userinfo
 
     rate, limit = gpu_rate(args), max_gpu_hours(args)
     experiment, trials, file_settings = _load(args.experiment_file, args.set)
@@ -320,7 +321,7 @@ def _run(args) -> int:
     except ConfigError as err:
         raise ConfigError(f"{args.experiment_file}: {err}") from None
     print(f"[quokka] {outcome.finished} trials finished, {outcome.failed} failed")
-    print(f"[quokka] checkpoints and Tune state: {outcome.storage_path}")
+    print(f"[quokka] checkpoints and Tune state: {without_userinfo(outcome.storage_path)}")
     print(f"[quokka] compare runs: mlflow ui --backend-store-uri {outcome.tracking_uri}")
     print(f"[quokka] fit the laws: quokka fit {args.experiment_file}"
           + "".join(f" --set {text}" for text in args.set or ())
@@ -343,7 +344,7 @@ def _fit(args) -> int:
     if not args.experiment:
         raise ValueError("give an experiment file or name, or --csv FILE")
     from quokka_ray.analysis import fit_experiment
-    from quokka_ray.tracking import check_reachable, resolve_tracking_uri
+    from quokka_ray.tracking import check_tracking_server, resolve_tracking_uri
 
     name, uri, planned, experiment = args.experiment, args.tracking_uri, None, None
     if args.experiment.endswith(".py") or Path(args.experiment).is_file():
@@ -358,7 +359,7 @@ def _fit(args) -> int:
         raise ValueError(f"--propose {args.propose}: give the experiment file, not its name: "
                          "the proposal copies its data and hyperparameters")
     uri = resolve_tracking_uri(uri)
-    check_reachable(uri)
+    check_tracking_server(uri)
     out_dir = Path(args.out or Path("quokka_outputs") / name).resolve()
     extras = _fit_extras(args, loop, experiment, out_dir)
     outcome = fit_experiment(

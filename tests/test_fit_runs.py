@@ -43,7 +43,7 @@ def _record(store: MlflowStore, experiment, trials, corpus, loss_of) -> str:
         tracker = MlflowRunTracker(store.tracking_uri, run_id)
         tracker.log_metrics({"final_loss": loss_of(spec), "val_loss": loss_of(spec) + 0.01},
                             step=train.total_steps)
-        tracker.flush()
+        tracker.close()
         store.end_run(run_id, "FINISHED", outcome="finished")
     store.end_run(parent, "FINISHED")
     return parent

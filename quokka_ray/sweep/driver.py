@@ -22,7 +22,7 @@ from quokka_ray.sweep.trial import SweepContext
 from quokka_ray.tracking import (
     DEFAULT_TRACKING_URI,
     MlflowStore,
-    check_reachable,
+    check_tracking_server,
     git_commit,
     is_relative_sqlite,
     resolve_tracking_uri,
@@ -93,7 +93,7 @@ def run_experiment(experiment: Experiment, trials: list[TrialSpec], *,
     # Everything that can fail on the user's input fails here, before any MLflow run exists;
     # before Ray starts too, unless the shards must be prepared first (Ray Data).
     address = address or os.environ.get("RAY_ADDRESS")
-    check_reachable(uri)
+    check_tracking_server(uri)
     check_ray_address(address)
     check_unchanged(read_plan(experiment_path), plan, experiment=experiment.name,
                     where=experiment_path)

@@ -164,8 +164,8 @@ def open_trial_run(spec: TrialSpec, train: TrainConfig, name: str, context: Swee
     run_id = store.trial_run(context.experiment.name, context.parent_run_id, name,
                              {**trial_params(spec, train, context), **(extra_params or {})},
                              role=role)
-    store.client.log_dict(run_id, {"train_config": asdict(train), "settings": spec.settings},
-                          "config.json")
+    store.log_dict(run_id, {"train_config": asdict(train), "settings": spec.settings},
+                   "config.json")
     return run_id
 
 

@@ -66,27 +66,33 @@ class TrialOutcomes(tune.Callback):
         _, train, name = resolve(trial.config, self.context)
         say = partial(self._say, trials, trial, ended=True)
         step = int((trial.last_result or {}).get("step", 0))
-        store = MlflowStore(self.context.tracking_uri)
-        run_id = store.find_trial_run(self.context.experiment.name, name)
         if (trial.last_result or {}).get("diverged"):
             say("DIVERGED", f"at step {step}: the loss is not finite; not retried")
-            if run_id:
-                store.end_run(run_id, "FAILED", outcome="diverged")
+            self._record(name, "FAILED", "diverged")
         elif step >= train.total_steps:
             say("finished")
-            if run_id:
-                store.end_run(run_id, "FINISHED", outcome="finished")
+            self._record(name, "FINISHED", "finished")
         else:
             say("stopped early", f"at step {step} of {train.total_steps}")
-            if run_id:
-                store.end_run(run_id, "KILLED", outcome="stopped_early")
+            self._record(name, "KILLED", "stopped_early")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._say(trials, trial, "FAILED", f"(see {trial.local_path})", ended=True)
+        if "ladder" not in trial.config:
+            self._record(self._name(trial), "FAILED", "failed")
+
+    def _record(self, name: str, status: str, outcome: str) -> None:
+        """End the trial's MLflow run. The store's calls wait for a tracking server that is
+        away; one that stays away longer than that leaves the run unfinished (the next
+        `quokka run` resumes the trial's run) instead of ending the sweep."""
         store = MlflowStore(self.context.tracking_uri)
-        run_id = store.find_trial_run(self.context.experiment.name, self._name(trial))
-        if run_id and "ladder" not in trial.config:
-            store.end_run(run_id, "FAILED", outcome="failed")
+        try:
+            run_id = store.find_trial_run(self.context.experiment.name, name)
+            if run_id:
+                store.end_run(run_id, status, outcome=outcome)
+        except Exception as err:  # noqa: BLE001 - the sweep goes on without this record
+            print(f"[quokka] {name}: could not record its outcome ({outcome}) in MLflow: "
+                  f"{str(err).splitlines()[0][:200]}", flush=True)
 
 
 class SweepProgress:

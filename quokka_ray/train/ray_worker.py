@@ -3,6 +3,7 @@ checkpoints and reports."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from functools import partial
@@ -42,14 +43,26 @@ def train_loop_per_worker(loop_config: dict) -> None:
         resume = ray.train.get_checkpoint() or loop_config.get("start_from")
         if resume is None:
             run()
-            return
-        with resume.as_directory() as folder:
-            run(resume_from=Path(folder))
+        else:
+            with resume.as_directory() as folder:
+                run(resume_from=Path(folder))
     except Diverged as err:
         # Not an error for Ray to retry: the same data and noise would diverge again. The
         # last report says so (every rank reports: it is a barrier), and the run ends.
         ray.train.report({"step": float(err.step), "diverged": 1.0, "train_loss": math.inf,
                           "val_loss": math.inf, "final_loss": math.inf})
+        with contextlib.suppress(Exception):  # a failure here would make Ray retry the run
+            tracker.close()
+        return
+    except BaseException:
+        # What was logged before the error still goes out, for a while; the error is the one
+        # to see.
+        with contextlib.suppress(Exception):
+            tracker.close(timeout_s=60)
+        raise
+    # The tracker delivers in the background: the run ends once its metrics are in MLflow
+    # (it waits here for a tracking server that is away, not in the training steps).
+    tracker.close()
 
 
 def _quiet_per_report_lines() -> None:

@@ -16,7 +16,11 @@ class Tracker(Protocol):
 
     def log_artifact(self, path: Path) -> None: ...
 
-    def flush(self) -> None: ...
+    def flush(self) -> None:
+        """Pass on what was logged; it may be recorded later (`close` waits for it)."""
+
+    def close(self, timeout_s: float | None = None) -> None:
+        """Deliver what was logged, waiting up to timeout_s (a default of its own if None)."""
 
 
 class NullTracker:
@@ -29,6 +33,9 @@ class NullTracker:
         pass
 
     def flush(self) -> None:
+        pass
+
+    def close(self, timeout_s: float | None = None) -> None:
         pass
 
 
@@ -48,6 +55,9 @@ class JsonLinesTracker:
         pass
 
     def flush(self) -> None:
+        pass
+
+    def close(self, timeout_s: float | None = None) -> None:
         pass
 
 
