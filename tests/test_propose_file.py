@@ -133,6 +133,8 @@ def test_several_objectives_get_one_file_each(tmp_path):
     ar = sizer("ar", 40_000.0, 1.2e10)
     dlm = sizer("dlm-masked-linear-elbo-uniform", 40_000.0, 1.2e10)
     assert ar.non_embedding_params == dlm.non_embedding_params  # same shape, causal or not
+    with pytest.raises(ValueError, match="objective 'dlm-uniform"):
+        sizer("dlm-uniform-linear-elbo-uniform", 40_000.0, 1.2e10)
 
 
 def test_a_prediction_is_checked():

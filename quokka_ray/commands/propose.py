@@ -103,7 +103,10 @@ class Sizer:
         self.vocab = vocab_size(experiment.data.tokenizer)
 
     def __call__(self, label: str, n_opt: float, budget_flops: float) -> SizedRun:
-        objective = self.objectives[label]
+        objective = self.objectives.get(label)
+        if objective is None:  # the runs' objective as MLflow recorded it is not in the file
+            raise ValueError(f"objective {label!r} is not one of the experiment file's "
+                             f"({', '.join(self.objectives)})")
         model = size_model(max(1, round(n_opt)), self.vocab, self.experiment.data.seq_len,
                            causal=objective.kind == "ar",
                            time_embedding=objective.needs_time_embedding)
