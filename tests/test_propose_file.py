@@ -58,7 +58,7 @@ def test_search_spaces_and_configs_are_written_back_exactly(tmp_path):
             batch_sequences=tune.choice([4, 8]), warmup_fraction=tune.quniform(0.0, 0.2, 0.05),
             betas=(0.9, 0.99)))
     source = Source()
-    text = source.call(experiment, indent="")
+    text = source.call(experiment, wrap=True)
     path = tmp_path / "written.py"
     path.write_text("from ray import tune\nfrom quokka_ray.sweep import *  # noqa\n"
                     "from quokka_ray.sweep import Resources\n"

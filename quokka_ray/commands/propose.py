@@ -174,7 +174,7 @@ def render_experiment(proposed: Experiment, proposal: ComputeOptimalProposal, co
                       notes: list[str]) -> str:
     """The experiment file's text: a docstring saying where it comes from, then the code."""
     source = Source()
-    body = source.call(proposed, "Experiment", indent="")
+    body = source.call(proposed, "Experiment", wrap=True)
     imports = sorted(source.classes)
     run, pct = proposal.run, f"{proposal.confidence:.0%}"
     n_ci = (f" ({pct} CI {proposal.n_opt_interval[0]:.4g} - {proposal.n_opt_interval[1]:.4g})"
