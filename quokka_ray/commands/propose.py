@@ -117,8 +117,8 @@ class Sizer:
             batch = hyper.batch_sequences * self.experiment.data.seq_len
             steps = max(1, round(tokens / batch))
             tokens = steps * batch
-        return SizedRun(n, max(1, round(tokens)), f"{model.n_layers} layers x {model.d_model}",
-                        steps)
+        layers = f"{model.n_layers} layer{'s' if model.n_layers != 1 else ''}"
+        return SizedRun(n, max(1, round(tokens)), f"{layers} x {model.d_model}", steps)
 
 
 def corpus_bytes_per_token(experiment: Experiment) -> float | None:
