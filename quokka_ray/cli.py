@@ -405,7 +405,8 @@ def _fit_extras(args, loop, experiment, out_dir: Path) -> dict:
     extras["propose"] = ProposalRequest(
         loop.propose, law=args.law if args.law in PROPOSAL_LAWS else None,
         size=size, files={k: str(t.path) for k, t in targets.items()})
-    command = f"quokka fit {args.experiment} --propose {args.propose}"
+    command = f"quokka fit {args.experiment}" + "".join(
+        f" --set {text}" for text in args.set or ()) + f" --propose {args.propose}"
 
     def write(report, table) -> list[Path]:
         unique = float(table["unique_tokens"].max()) if "unique_tokens" in table else math.nan

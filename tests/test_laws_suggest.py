@@ -7,9 +7,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from quokka_ray.laws import LawInputError, SizedRun, fit_isoflop
+from quokka_ray.laws import LawInputError, SizedRun, fit_isoflop, write_report
 from quokka_ray.laws.suggest import SuggestRequest, quantity_interval, suggest_runs
 
 # The known law: N_opt = K_N C^A, L_opt = 8 C^-0.05, curvature 0.25 per (ln N)^2, noise 0.01.
@@ -161,3 +162,20 @@ def test_the_loss_at_the_optimum_can_be_narrowed_too():
 def test_bad_requests_are_refused(count, target, quantity):
     with pytest.raises(LawInputError):
         SuggestRequest(count, target, quantity)
+
+
+def test_report_names_the_runs_that_would_repeat_data(tmp_path):
+    """A suggestion longer than the fitted runs' unique tokens would see tokens twice: the
+    report says which, and that it needs a larger corpus."""
+    C, N, loss = sweep(0)
+    runs = pd.DataFrame({"trial_name": [f"t{i}" for i in range(C.size)], "kind": "dlm",
+                         "non_embedding_params": N, "tokens": C / (6 * N), "final_loss": loss,
+                         "budget_flops": C, "unique_tokens": 3e8})
+    report = write_report(runs, tmp_path, title="repeats", n_bootstrap=50, laws=["isoflop"],
+                          suggest=SuggestRequest(3, TARGET))
+    plan = report.fits["dlm"]["suggestions"]
+    long = [str(r.rank) for r in plan.runs if r.tokens > 3e8]
+    assert long and len(long) < len(plan.runs)
+    text = report.markdown_path.read_text()
+    assert f"Run(s) {', '.join(long)} train on more tokens than the 300,000,000 unique" in text
+    assert "### Where to measure next: N_opt at C = 1e+18 FLOPs" in text

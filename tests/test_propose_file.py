@@ -58,7 +58,7 @@ def test_search_spaces_and_configs_are_written_back_exactly(tmp_path):
             batch_sequences=tune.choice([4, 8]), warmup_fraction=tune.quniform(0.0, 0.2, 0.05),
             betas=(0.9, 0.99)))
     source = Source()
-    text = source.call(experiment, indent="")
+    text = source.call(experiment, wrap=True)
     path = tmp_path / "written.py"
     path.write_text("from ray import tune\nfrom quokka_ray.sweep import *  # noqa\n"
                     "from quokka_ray.sweep import Resources\n"
@@ -133,6 +133,8 @@ def test_several_objectives_get_one_file_each(tmp_path):
     ar = sizer("ar", 40_000.0, 1.2e10)
     dlm = sizer("dlm-masked-linear-elbo-uniform", 40_000.0, 1.2e10)
     assert ar.non_embedding_params == dlm.non_embedding_params  # same shape, causal or not
+    with pytest.raises(ValueError, match="objective 'dlm-uniform"):
+        sizer("dlm-uniform-linear-elbo-uniform", 40_000.0, 1.2e10)
 
 
 def test_a_prediction_is_checked():

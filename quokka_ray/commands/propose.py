@@ -103,7 +103,10 @@ class Sizer:
         self.vocab = vocab_size(experiment.data.tokenizer)
 
     def __call__(self, label: str, n_opt: float, budget_flops: float) -> SizedRun:
-        objective = self.objectives[label]
+        objective = self.objectives.get(label)
+        if objective is None:  # the runs' objective as MLflow recorded it is not in the file
+            raise ValueError(f"objective {label!r} is not one of the experiment file's "
+                             f"({', '.join(self.objectives)})")
         model = size_model(max(1, round(n_opt)), self.vocab, self.experiment.data.seq_len,
                            causal=objective.kind == "ar",
                            time_embedding=objective.needs_time_embedding)
@@ -114,8 +117,8 @@ class Sizer:
             batch = hyper.batch_sequences * self.experiment.data.seq_len
             steps = max(1, round(tokens / batch))
             tokens = steps * batch
-        return SizedRun(n, max(1, round(tokens)), f"{model.n_layers} layers x {model.d_model}",
-                        steps)
+        layers = f"{model.n_layers} layer{'s' if model.n_layers != 1 else ''}"
+        return SizedRun(n, max(1, round(tokens)), f"{layers} x {model.d_model}", steps)
 
 
 def corpus_bytes_per_token(experiment: Experiment) -> float | None:
@@ -171,7 +174,7 @@ def render_experiment(proposed: Experiment, proposal: ComputeOptimalProposal, co
                       notes: list[str]) -> str:
     """The experiment file's text: a docstring saying where it comes from, then the code."""
     source = Source()
-    body = source.call(proposed, "Experiment", indent="")
+    body = source.call(proposed, "Experiment", wrap=True)
     imports = sorted(source.classes)
     run, pct = proposal.run, f"{proposal.confidence:.0%}"
     n_ci = (f" ({pct} CI {proposal.n_opt_interval[0]:.4g} - {proposal.n_opt_interval[1]:.4g})"

@@ -15,6 +15,9 @@ _SPACES = {
     ("Float", "_Uniform"): "uniform", ("Float", "_LogUniform"): "loguniform",
     ("Integer", "_Uniform"): "randint", ("Integer", "_LogUniform"): "lograndint",
 }
+#: Longest line a rendered call keeps on one line (the project's ruff line length less room
+#: for the field name in front of it).
+LINE_LENGTH = 88
 _QUANTIZED = {"uniform": "quniform", "loguniform": "qloguniform", "randint": "qrandint",
               "lograndint": "qlograndint"}
 
@@ -26,19 +29,20 @@ class Source:
         self.classes: set[str] = set()
         self.uses_tune = False
 
-    def value(self, value: Any, where: str = "value") -> str:
-        """`value` as a Python expression that rebuilds it."""
+    def value(self, value: Any, where: str = "value", indent: str = "") -> str:
+        """`value` as a Python expression that rebuilds it; `indent`: of the line it starts on,
+        for a dataclass too long for one line."""
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return self.call(value, where)
+            return self.call(value, where, indent)
         if is_grid(value):
             self.uses_tune = True
             return f"tune.grid_search({self.value(list(value['grid_search']), where)})"
         if is_search_space(value):
             return self.space(value, where)
         if isinstance(value, list):
-            return "[" + ", ".join(self.value(v, where) for v in value) + "]"
+            return "[" + ", ".join(self.value(v, where, indent) for v in value) + "]"
         if isinstance(value, tuple):
-            items = [self.value(v, where) for v in value]
+            items = [self.value(v, where, indent) for v in value]
             return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
         if isinstance(value, dict):
             return "{" + ", ".join(f"{self.value(k, where)}: {self.value(v, where)}"
@@ -48,20 +52,21 @@ class Source:
         raise ConfigError(f"{where}: cannot write a {type(value).__name__} into an "
                           "experiment file")
 
-    def call(self, obj: Any, where: str = "", indent: str | None = None) -> str:
-        """`Class(field=value, ...)` with the fields that differ from their defaults; with
-        `indent`, one field per line."""
+    def call(self, obj: Any, where: str = "", indent: str = "", wrap: bool = False) -> str:
+        """`Class(field=value, ...)` with the fields that differ from their defaults, on one
+        line if it fits (and `wrap` is not asked), else one field per line."""
         cls = type(obj).__name__
         self.classes.add(cls)
+        inner = indent + "    "
         args = []
         for f in dataclasses.fields(obj):
             value = getattr(obj, f.name)
             if _is_default(f, value):
                 continue
-            args.append(f"{f.name}={self.value(value, f'{cls}.{f.name}')}")
-        if indent is None:
-            return f"{cls}({', '.join(args)})"
-        inner = indent + "    "
+            args.append(f"{f.name}={self.value(value, f'{cls}.{f.name}', inner)}")
+        line = f"{cls}({', '.join(args)})"
+        if not wrap and "\n" not in line and len(indent) + len(line) <= LINE_LENGTH:
+            return line
         return f"{cls}(\n" + "".join(f"{inner}{a},\n" for a in args) + f"{indent})"
 
     def space(self, domain: Any, where: str) -> str:

@@ -376,6 +376,13 @@ def suggestion_section(k: ObjectiveSection, request: SuggestRequest) -> None:
     except (LawInputError, ValueError, np.linalg.LinAlgError) as err:
         k.skip("suggestions", str(err))
         return
+    unique = k.col("unique_tokens", "all")
+    unique = float(np.nanmax(unique)) if np.isfinite(unique).any() else math.inf
+    repeats = [str(r.rank) for r in plan.runs if r.tokens > unique]
+    if repeats:  # a compute-constrained run must see each token once
+        plan.notes.append(f"Run(s) {', '.join(repeats)} train on more tokens than the "
+                          f"{unique:,.0f} unique ones of the fitted runs' corpus: give them a "
+                          "larger max_corpus_bytes (`quokka plan` names the size).")
     k.fits["suggestions"] = plan
     k.md += suggestion_lines(plan)
     k.summary += [f"  {line}" for line in suggestion_summary(plan)]
