@@ -12,7 +12,7 @@ from quokka_ray.sweep import (
 )
 
 experiment = Experiment(
-    study=FixedStudy(model_sizes=[55_000], tokens=[8 * 32 * 120]),
+    study=FixedStudy(model_sizes=[55_000], tokens=[8 * 32 * 240]),
     # A gentle learning rate: 1 and 2 workers round differently, and a steep one amplifies it.
     hyperparameters=Hyperparameters(lr=1e-3, batch_sequences=8),
     data=DataConfig(seq_len=32, max_corpus_bytes=200_000, validation_sequences=16,
