@@ -269,18 +269,16 @@ def _plan(args) -> int:
 def _print_ladders(experiment, trials) -> None:
     """What the warmup-stable-decay ladders of a data-constrained study save."""
     from quokka_ray.sweep.checks import ladders
-    from quokka_ray.sweep.grid import train_config
-    from quokka_ray.sweep.ladder import ladder
+    from quokka_ray.sweep.ladder import ladder_of
 
     groups = ladders(trials) if all(t.ladder for t in trials) else {}
     if not groups:
         return
     trained = from_scratch = 0
     for specs in groups.values():
-        configs = [train_config(spec, experiment) for spec in specs]
-        plan = ladder(configs[-1], [c.total_steps for c in configs])
-        trained += plan.steps_trained * configs[-1].batch_tokens
-        from_scratch += plan.steps_from_scratch * configs[-1].batch_tokens
+        plan = ladder_of(experiment, specs)
+        trained += plan.steps_trained * plan.stable.batch_tokens
+        from_scratch += plan.steps_from_scratch * plan.stable.batch_tokens
     print(f"ladders: {len(groups)}, each a stable phase trained once and the decays branched from "
           f"it: {trained:.3g} training tokens instead of {from_scratch:.3g} "
           f"({trained / from_scratch:.0%}) for every trial from scratch")

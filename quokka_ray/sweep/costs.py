@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from quokka_ray.config import ConfigError
 from quokka_ray.sweep.checks import ladders, most_tokens
-from quokka_ray.sweep.grid import TrialSpec, train_config
-from quokka_ray.sweep.ladder import ladder
+from quokka_ray.sweep.grid import TrialSpec
+from quokka_ray.sweep.ladder import ladder_of
 from quokka_ray.sweep.spec import Experiment
 from quokka_ray.train.gpus import peak_bf16_flops
 
@@ -90,11 +90,9 @@ def plan_cost(experiment: Experiment, trials: list[TrialSpec]) -> PlanCost:
     tokens = {spec.name: most_tokens(spec, experiment) for spec in trials if not spec.ladder}
     stable_phases = []
     for key, specs in ladders([spec for spec in trials if spec.ladder]).items():
-        configs = [train_config(spec, experiment) for spec in specs]
-        plan = ladder(configs[-1], [c.total_steps for c in configs])
+        plan = ladder_of(experiment, specs)
         for spec, branch in zip(specs, plan.branches, strict=True):
-            tokens[spec.name] = (branch.total_steps - plan.branch_point(branch)) \
-                * branch.batch_tokens
+            tokens[spec.name] = plan.decay_tokens(branch)
         stable_phases.append(TrialCost(
             f"{key}-stable", specs[-1].exact_flops_per_token * plan.stable.total_steps
             * plan.stable.batch_tokens, upper_bound=False))

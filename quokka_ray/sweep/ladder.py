@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from quokka_ray.config import ConfigError
+from quokka_ray.sweep.grid import TrialSpec, train_config
+from quokka_ray.sweep.spec import Experiment
 from quokka_ray.train.config import TrainConfig
 from quokka_ray.train.lr_schedule import wsd_decay_start
 
@@ -25,6 +27,10 @@ class Ladder:
         """The step of the stable phase that `branch` starts from."""
         return wsd_decay_start(branch.total_steps, branch.hyperparameters)
 
+    def decay_tokens(self, branch: TrainConfig) -> int:
+        """Tokens `branch` trains itself: its decay, from its branch point to its end."""
+        return (branch.total_steps - self.branch_point(branch)) * branch.batch_tokens
+
     @property
     def steps_trained(self) -> int:
         """Optimizer steps the ladder trains: the stable phase plus each decay."""
@@ -35,6 +41,13 @@ class Ladder:
     def steps_from_scratch(self) -> int:
         """Optimizer steps of the same runs, each trained from scratch."""
         return sum(b.total_steps for b in self.branches)
+
+
+def ladder_of(experiment: Experiment, specs: list[TrialSpec]) -> Ladder:
+    """The ladder of a plan's trials that share one (`checks.ladders` groups them), shortest
+    first: one branch per trial, in the same order."""
+    configs = [train_config(spec, experiment) for spec in specs]
+    return ladder(configs[-1], [c.total_steps for c in configs])
 
 
 def ladder(base: TrainConfig, lengths: list[int]) -> Ladder:

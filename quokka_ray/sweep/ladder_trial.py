@@ -10,8 +10,7 @@ ladder); a ladder started again skips the decays that already finished."""
 from __future__ import annotations
 
 from quokka_ray.sweep.checks import ladders
-from quokka_ray.sweep.grid import train_config
-from quokka_ray.sweep.ladder import ladder
+from quokka_ray.sweep.ladder import ladder_of
 from quokka_ray.sweep.trial import SweepContext, open_trial_run, trainer
 from quokka_ray.tracking import MlflowStore
 
@@ -22,8 +21,7 @@ def run_ladder_trial(config: dict, context: SweepContext) -> None:
     """Tune's function trainable for {"ladder": key}."""
     key = config["ladder"]
     specs = ladders(list(context.trials.values()))[key]
-    configs = [train_config(spec, context.experiment) for spec in specs]
-    plan = ladder(configs[-1], [c.total_steps for c in configs])
+    plan = ladder_of(context.experiment, specs)
     store = MlflowStore(context.tracking_uri)
     experiment = context.experiment.name
     todo = [(spec, branch) for spec, branch in zip(specs, plan.branches, strict=True)
