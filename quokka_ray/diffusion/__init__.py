@@ -15,6 +15,7 @@ _LAZY = {
     "Noise": ".noise",
     "corrupt": ".noise",
     "draw_noise": ".noise",
+    "to_device": ".noise",
     "LossOutput": ".objectives",
     "per_sequence_loss": ".objectives",
     "token_cross_entropy": ".objectives",

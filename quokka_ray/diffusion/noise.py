@@ -32,7 +32,8 @@ class Noise:
         return Noise(self.t[start:stop], self.u[start:stop], self.replacement[start:stop])
 
     def to(self, device: torch.device | str) -> Noise:
-        return Noise(self.t.to(device), self.u.to(device), self.replacement.to(device))
+        return Noise(*(to_device(x, torch.device(device)) for x in (self.t, self.u,
+                                                                     self.replacement)))
 
 
 def draw_noise(
@@ -62,12 +63,27 @@ def draw_noise(
     return Noise(t, u, replacement)
 
 
+def to_device(values: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """`values` on `device`. From the host to a GPU the copy goes through pinned memory and
+    does not block: a plain copy would make the host wait for every kernel queued so far."""
+    if values.device == device:
+        return values
+    if values.device.type == "cpu" and device.type == "cuda":
+        return values.pin_memory().to(device, non_blocking=True)
+    return values.to(device)
+
+
+def corruption_mask(noise: Noise, schedule: Schedule) -> torch.Tensor:
+    """(b, L) bool, on the noise's device: which tokens the noise corrupts."""
+    alpha = schedule.alpha(noise.t.float())  # (b,)
+    return noise.u < (1 - alpha)[:, None]
+
+
 def corrupt(
     tokens: torch.Tensor, noise: Noise, schedule: Schedule, kernel: str, mask_token_id: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(noisy tokens (b, L), corrupted (b, L) bool) for clean tokens (b, L)."""
-    alpha = schedule.alpha(noise.t.float())  # (b,)
-    corrupted = noise.u < (1 - alpha)[:, None]  # (b, L)
+    corrupted = corruption_mask(noise, schedule)  # (b, L)
     if kernel == "masked":
         return torch.where(corrupted, mask_token_id, tokens), corrupted
     replacement = noise.replacement + (noise.replacement >= mask_token_id).long()

@@ -72,9 +72,10 @@ class Transformer(nn.Module):
 
     def forward(self, tokens: torch.Tensor, t: torch.Tensor | None = None,
                 positions: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits (b, seq, vocab); with `positions` (b, seq) bool, the logits (n, vocab) of the
-        n selected positions only, in row-major order: a masked-diffusion loss needs only the
-        masked ones, and the output layer is the largest matmul of a small model.
+        """Logits (b, seq, vocab); with `positions` (n,) long, indices into the flattened
+        (b * seq) positions, the logits (n, vocab) of those positions only, in that order: a
+        masked-diffusion loss needs only the masked ones, and the output layer is the largest
+        matmul of a small model.
         tokens (b, seq) long; t (b,) float in [0, 1], given iff cfg.time_embedding."""
         b, seq = tokens.shape
         if seq > self.cfg.max_seq_len:
@@ -92,7 +93,9 @@ class Transformer(nn.Module):
         for block in self.blocks:
             h = block(h, cos, sin)
         if positions is not None:
-            h = h[positions]  # (n, d): the norm and the output layer act per position
+            # (n, d): the norm and the output layer act per position. A gather of given
+            # indices: its size is known without reading anything back from the device.
+            h = h.flatten(0, 1).index_select(0, positions)
         h = self.norm(h)
         if self.output is None:
             return F.linear(h, self.embed.weight)  # (b, seq, vocab) or (n, vocab)

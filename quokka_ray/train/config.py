@@ -175,7 +175,10 @@ class TrainConfig:
     checkpoint_every_steps: int
     cpu_threads_per_worker: int
     performance: PerformanceConfig = PerformanceConfig()
-    log_every_steps: int = 1
+    log_every_steps: int = 10
+    """Steps between reads of the step metrics back to the host, each of which waits for the
+    device to finish its queued work (the only waits of a GPU step). Every step's metrics are
+    logged; the parameter norm is computed at these steps and at the last."""
     checkpoint_at_steps: tuple[int, ...] = ()
     """Steps checkpointed besides every checkpoint_every_steps: where the decays of a
     warmup-stable-decay schedule branch from its stable phase."""

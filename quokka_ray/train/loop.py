@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from quokka_ray.data import BatchPrefetcher, PackedCorpus, rank_rows
-from quokka_ray.diffusion import draw_noise, per_sequence_loss, validation_loss
+from quokka_ray.diffusion import draw_noise, per_sequence_loss, to_device, validation_loss
 from quokka_ray.model import Transformer, flops_per_token, output_flops_per_token
 from quokka_ray.train import checkpoint
-from quokka_ray.train.config import TrainConfig
+from quokka_ray.train.config import Hyperparameters, TrainConfig
 from quokka_ray.train.fsdp import all_reduce_max, all_reduce_sum, is_sharded, shard_model
 from quokka_ray.train.lr_schedule import lr_at
 from quokka_ray.train.smoothing import smooth_final_loss
@@ -33,17 +33,18 @@ from quokka_ray.train.tracker import NullTracker, Tracker
 Report = Callable[[dict[str, float], "Path | None"], None]
 
 
-def build_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: torch.nn.Module, hyper: Hyperparameters,
+                    fused: bool | None = None) -> torch.optim.Optimizer:
+    """AdamW; fused (one kernel launch per parameter group) on CUDA unless `fused` says."""
     # Norm gains (1-D) are not decayed: decay would pull them towards zero, not towards identity.
     decay = [p for p in model.parameters() if p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.ndim < 2]
-    hyper = cfg.hyperparameters
-    # The fused kernel updates every parameter in one launch per group: CUDA only.
+    on_cuda = next(model.parameters()).device.type == "cuda"
     return torch.optim.AdamW(
         [{"params": decay, "weight_decay": hyper.weight_decay},
          {"params": no_decay, "weight_decay": 0.0}],
         lr=hyper.lr, betas=hyper.betas, eps=hyper.eps,
-        fused=next(model.parameters()).device.type == "cuda",
+        fused=on_cuda if fused is None else fused and on_cuda,
     )
 
 
@@ -80,7 +81,7 @@ def train(
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every worker
     model = shard_model(Transformer(cfg.model).to(device), device, cfg.performance)
-    optimizer = build_optimizer(model, cfg)
+    optimizer = build_optimizer(model, cfg.hyperparameters)
     state = checkpoint.load(resume_from, model, optimizer) if resume_from else checkpoint.TrainState()
 
     validation = torch.from_numpy(data.validation).to(device)
@@ -89,7 +90,7 @@ def train(
     peak = peak_flops_per_device(device)
     start, stop = rank_rows(batch_sequences, world_size, rank)
     micro_steps = math.ceil(math.ceil(batch_sequences / world_size) / cfg.micro_batch_sequences)
-    compute = partial(_compute_context, device, is_sharded(model), cfg.performance)
+    compute = partial(compute_context, device, is_sharded(model), cfg.performance)
     bytes_per_token = data.manifest["bytes_per_token"]  # known for byte-level tokens only
 
     def evaluate() -> dict[str, float]:
@@ -112,9 +113,9 @@ def train(
     tokens_per_s = 0.0
     metrics: dict[str, float] | None = None
     pending: list = []  # device-side metrics of the steps since the last read-back
+    window_start = time.perf_counter()  # of the steps in `pending`
     try:
         while state.step < cfg.total_steps:
-            t0 = time.perf_counter()
             step = state.step
             lr = lr_at(step, cfg.total_steps, cfg.hyperparameters)
             for group in optimizer.param_groups:
@@ -123,7 +124,7 @@ def train(
             noise = draw_noise(cfg.objective, batch_sequences, cfg.data.seq_len,
                                cfg.model.vocab_size, generator,
                                progress=step / max(1, cfg.total_steps - 1)).rows(start, stop)
-            tokens = torch.from_numpy(batches.get(step)).to(device)
+            tokens = to_device(torch.from_numpy(batches.get(step)), device)
 
             model.train()
             sums: dict[str, torch.Tensor] = {}
@@ -132,7 +133,8 @@ def train(
             for rows in np.array_split(np.arange(stop - start), micro_steps):
                 lo, hi = int(rows[0]), int(rows[-1]) + 1
                 with compute():
-                    out = per_sequence_loss(model, tokens[lo:hi], noise.rows(lo, hi).to(device),
+                    # The noise stays on the host: the loss sends what it needs.
+                    out = per_sequence_loss(model, tokens[lo:hi], noise.rows(lo, hi),
                                             cfg.objective, mask_id)
                 # Sum over this worker's rows / global batch; FSDP averages gradients over the
                 # workers, so scaling by world_size makes the result the global-batch mean.
@@ -156,7 +158,7 @@ def train(
             totals = all_reduce_sum(torch.stack([sums[n] for n in names] + [head_positions]))
             max_logit = all_reduce_max(max_logit)
             state.step += 1
-            pending.append((state.step, lr, totals, max_logit, grad_norm, time.perf_counter() - t0))
+            pending.append((state.step, lr, totals, max_logit, grad_norm))
             final = state.step == cfg.total_steps
             save = (final or state.step % cfg.checkpoint_every_steps == 0
                     or state.step in cfg.checkpoint_at_steps)
@@ -164,9 +166,13 @@ def train(
             evaluating = save or bool(every and state.step % every == 0)
             if not (evaluating or state.step % cfg.log_every_steps == 0):
                 continue
+            drained = len(pending)
             for logged in _drain(pending, names, batch_sequences):
+                # The host runs ahead of the device between reads: the time per step is the
+                # time since the last read over the steps read (_drain has waited for them).
+                if drained:
+                    seconds, drained = (time.perf_counter() - window_start) / drained, 0
                 state.loss_history.append(logged.pop("train_loss_value"))
-                seconds = logged.pop("seconds")
                 tokens_per_s = cfg.batch_tokens / seconds
                 executed = (cfg.batch_tokens * (flops_tok - head_flops_tok)
                             + logged.pop("output_positions") * head_flops_tok)
@@ -180,22 +186,22 @@ def train(
                     tracker.flush()
                     raise Diverged(logged["step"], logged["train_loss"])
                 step = logged.pop("step")
-                if step % cfg.log_every_steps == 0 or step == cfg.total_steps:
+                if step == state.step:  # the weights of this step are the model's now
                     logged["param_norm"] = float(_full_tensor(torch.nn.utils.get_total_norm(
                         [p.detach() for p in model.parameters()])))
-                    tracker.log_metrics(logged, step=step)
+                tracker.log_metrics(logged, step=step)
 
             # Every report carries val_loss, so that Tune's schedulers can compare any two.
-            if not evaluating:
-                continue
-            metrics = evaluate()
-            metrics["tokens_per_s"] = tokens_per_s
-            if save:
-                with tempfile.TemporaryDirectory(prefix="quokka-ckpt-") as folder:
-                    checkpoint.save(Path(folder), model, optimizer, state, rank)
-                    report(metrics, Path(folder))
-            else:
-                report(metrics, None)
+            if evaluating:
+                metrics = evaluate()
+                metrics["tokens_per_s"] = tokens_per_s
+                if save:
+                    with tempfile.TemporaryDirectory(prefix="quokka-ckpt-") as folder:
+                        checkpoint.save(Path(folder), model, optimizer, state, rank)
+                        report(metrics, Path(folder))
+                else:
+                    report(metrics, None)
+            window_start = time.perf_counter()
     finally:
         batches.close()
     if metrics is None:  # resumed from the final checkpoint: nothing left to train
@@ -231,18 +237,18 @@ def _drain(pending: list, names: list[str], batch_sequences: int):
     values = torch.stack([p[2] for p in pending]).cpu().numpy()
     extra = torch.stack([torch.stack([p[3].float(), _full_tensor(p[4]).float()])
                          for p in pending]).cpu().numpy()
-    for (step, lr, _, _, _, seconds), row, (max_logit, grad_norm) in zip(
+    for (step, lr, _, _, _), row, (max_logit, grad_norm) in zip(
             pending, values, extra, strict=True):
         logged = {f"train_{n}" if n != "loss" else "train_loss": float(v) / batch_sequences
                   for n, v in zip(names, row[:-1], strict=True)}
         logged.update(step=step, learning_rate=lr, grad_norm=float(grad_norm),
                       max_abs_logit=float(max_logit), output_positions=float(row[-1]),
-                      seconds=seconds, train_loss_value=logged["train_loss"])
+                      train_loss_value=logged["train_loss"])
         yield logged
     pending.clear()
 
 
-def _compute_context(device: torch.device, sharded: bool, performance) -> ExitStack:
+def compute_context(device: torch.device, sharded: bool, performance) -> ExitStack:
     """Where a forward pass runs: on GPUs FSDP2 computes in bf16 (its mixed-precision policy,
     fsdp.py), and without a process group (one process, tests) bf16 autocast does the same;
     fp32 on CPUs. The attention kernel is forced where PerformanceConfig names one."""
