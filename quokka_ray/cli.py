@@ -114,6 +114,17 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, default=10)
     train.add_argument("--kind", choices=["dlm", "ar"], default="dlm")
     train.add_argument("--vocab-size", type=int, default=50_304)
+    train.add_argument("--no-fsdp", dest="fsdp", action="store_false",
+                       help="bf16 autocast over fp32 weights instead of FSDP2's bf16 policy")
+    train.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                       help="per-block torch.compile (default: on GPUs, off on CPUs)")
+    train.add_argument("--no-fused-adamw", dest="fused_adamw", action="store_false")
+    train.add_argument("--full-head", dest="masked_head", action="store_false",
+                       help="output layer on every position (default: masked ones only)")
+    train.add_argument("--activation-checkpointing", action="store_true")
+    train.add_argument("--attention", default="auto",
+                       choices=["auto", "cudnn", "flash", "efficient", "math", "flash_attn"])
+    train.add_argument("--json", action="store_true", help="one JSON object instead of a line")
     train.set_defaults(handler=_bench_train)
     ray_train = benches.add_parser(
         "ray-train", help="a trial's step time in the plain loop and under Ray Train, and "
@@ -496,10 +507,15 @@ def _bench_ray_train(args) -> int:
 
 
 def _bench_train(args) -> int:
-    from quokka_ray.commands.bench_train import run_train_benchmark
+    from quokka_ray.commands.bench_train import TrainBenchSettings, run_train_benchmark
 
-    run_train_benchmark(args.non_embedding_params, args.seq_len, args.batch_sequences,
-                        args.steps, args.kind, vocab_size=args.vocab_size)
+    settings = TrainBenchSettings(
+        non_embedding_params=args.non_embedding_params, seq_len=args.seq_len,
+        batch_sequences=args.batch_sequences, steps=args.steps, kind=args.kind,
+        vocab_size=args.vocab_size, fsdp=args.fsdp, compile=args.compile,
+        fused_adamw=args.fused_adamw, masked_head=args.masked_head,
+        activation_checkpointing=args.activation_checkpointing, attention=args.attention)
+    run_train_benchmark(settings, as_json=args.json)
     return 0
 
 

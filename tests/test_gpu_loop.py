@@ -4,6 +4,7 @@ workers): FSDP2 in bf16, fused AdamW, a checkpoint and a resume. Skipped without
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -35,6 +36,8 @@ def test_nccl_loop_checkpoints_and_resumes(tmp_path, data_cache):
     _torchrun(resumed, data_cache, "--steps", 50, "--checkpoint-every", 25, "--resume", saved)
     first, second = json.loads(whole.read_text()), json.loads(resumed.read_text())
     assert first[-1]["step"] == second[-1]["step"] == 50
-    assert second[-1]["val_loss"] < first[0]["val_loss"]  # it learned
+    # It learned: far below the loss of uniform predictions over the 257 byte-level tokens.
+    assert first[-1]["val_loss"] < 0.8 * math.log(257)
     # bf16 compute: a resume follows the same trajectory up to rounding.
     assert second[-1]["train_loss"] == pytest.approx(first[-1]["train_loss"], rel=2e-2)
+    assert second[-1]["val_loss"] == pytest.approx(first[-1]["val_loss"], rel=2e-2)
