@@ -17,6 +17,7 @@ fail, so that no check passes vacuously.
 
 from __future__ import annotations
 
+import configparser
 import copy
 import fnmatch
 import json
@@ -175,6 +176,8 @@ def check_launcher(cfg: dict) -> None:
     assert _installs_quokka(full["head_setup_commands"], mounts), "the head does not install quokka-ray"
     assert _installs_quokka(full["worker_setup_commands"], mounts), "the workers do not install quokka-ray"
 
+    check_launcher_mlflow(full, mounts)
+
     run_options = " ".join(
         docker.get("run_options", []) + docker.get("head_run_options", [])
         + docker.get("worker_run_options", [])
@@ -183,6 +186,54 @@ def check_launcher(cfg: dict) -> None:
         assert "~/.ray/auth_token" in mounts, (
             "RAY_AUTH_MODE=token on the nodes but no token: mount ~/.ray/auth_token (file_mounts)"
         )
+
+
+SECRET_VARIABLES = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_AUTH_ADMIN_PASSWORD",
+                    "MLFLOW_FLASK_SERVER_SECRET_KEY", "PGPASSWORD")
+
+
+def _sourced(line: str, mounts: dict[str, str]) -> list[str]:
+    """The mounted files that a shell line sources (`. FILE`) before its other commands."""
+    files = [words[1] for words in _shell_words(line) if words[0] in (".", "source") and len(words) == 2]
+    for f in files:
+        assert f.rstrip("/") in mounts, f"{f}: sourced but not in file_mounts (it would not be on the node)"
+    return files
+
+
+def check_launcher_mlflow(full: dict, mounts: dict[str, str]) -> None:
+    """The MLflow server on the head runs basic-auth on a database server, and every secret
+    (the clients' and the server's) comes from a mounted file, none from this one."""
+    commands = full["head_start_ray_commands"] + full["worker_start_ray_commands"]
+    for command in commands + full["setup_commands"] + full["head_setup_commands"]:
+        for name in SECRET_VARIABLES:
+            assert not re.search(rf"\b{name}=\S", command), f"{name} written in a command: {command[:80]}"
+    for command in commands:
+        if re.search(r"\bray start\b", command):
+            assert any("client" in f for f in _sourced(command, mounts)), (
+                f"`ray start` without MLflow's client credentials: {command[:80]}"
+            )
+
+    servers = [c for c in full["head_start_ray_commands"] if re.search(r"\bmlflow server\b", c)]
+    assert len(servers) == 1, "head_start_ray_commands: one `mlflow server`"
+    assert any("server" in f for f in _sourced(servers[0], mounts)), "mlflow server: its secrets are not sourced"
+    words = next(w for w in _shell_words(servers[0]) if "server" in w and "mlflow" in w)
+    args = words[words.index("server") + 1:]
+    assert _option(args, "--app-name") == "basic-auth", "mlflow server: --app-name basic-auth"
+    assert _option(args, "--host") == "0.0.0.0", "mlflow server: --host 0.0.0.0 (workers reach it)"
+    assert re.match(r"^(s3|gs)://", _option(args, "--artifacts-destination") or ""), "artifacts: object storage"
+    config = next((w.split("=", 1)[1] for w in words if w.startswith("MLFLOW_AUTH_CONFIG_PATH=")), None)
+    assert config, "mlflow server: no MLFLOW_AUTH_CONFIG_PATH"
+    # The auth config is written by a head command: `printf '...' > PATH` (~ is /home/ray).
+    written = [m for c in full["head_start_ray_commands"]
+               for m in re.finditer(r"printf '([^']*)' > (\S+)", c)
+               if m.group(2).replace("~", "/home/ray") == config]
+    assert written, f"{config}: no head command writes basic-auth's config"
+    auth = configparser.ConfigParser()
+    auth.read_string(written[0].group(1).replace("\\n", "\n"))
+    assert not auth["mlflow"].get("admin_password"), "basic_auth.ini holds the admin's password"
+    for uri in (_option(args, "--backend-store-uri") or "", auth["mlflow"]["database_uri"]):
+        assert re.match(r"^(postgresql|mysql|mssql)(\+\w+)?://", uri), f"{uri!r}: use a database server"
+        assert urlparse(uri).password is None, f"{uri.split('@')[-1]}: a password in a database URI"
 
 
 @pytest.mark.parametrize("path", LAUNCHER_FILES, ids=lambda p: p.name)
@@ -222,7 +273,33 @@ LAUNCHER_BREAKS: dict[str, Callable[[dict], None]] = {
     "pip installs another folder": lambda c: c.update(setup_commands=[
         c["setup_commands"][0].replace("cp -r ~/quokka-src", "cp -r ~/other-src")]),
     "token mode without a token": lambda c: c["file_mounts"].pop("~/.ray/auth_token"),
+    "MLflow server without basic-auth": lambda c: _edit_commands(c, "head_start_ray_commands",
+                                                                   "--app-name basic-auth ", ""),
+    "MLflow server on SQLite": lambda c: _edit_commands(
+        c, "head_start_ray_commands", "postgresql://mlflow@YOUR_DB_HOST:5432/mlflow ",
+        "sqlite:////home/ray/mlflow/mlflow.db "),
+    "password in the backend URI": lambda c: _edit_commands(
+        c, "head_start_ray_commands", "postgresql://mlflow@YOUR_DB_HOST:5432/mlflow ",
+        "postgresql://mlflow:hunter2@YOUR_DB_HOST:5432/mlflow "),
+    "auth users in SQLite": lambda c: _edit_commands(
+        c, "head_start_ray_commands", "postgresql://mlflow@YOUR_DB_HOST:5432/mlflow_auth",
+        "sqlite:///basic_auth.db"),
+    "auth config not written": lambda c: _edit_commands(
+        c, "head_start_ray_commands", "> ~/mlflow/basic_auth.ini", "> ~/mlflow/other.ini"),
+    "server secrets not sourced": lambda c: _edit_commands(
+        c, "head_start_ray_commands", ". ~/.quokka/mlflow-server.env && ", ""),
+    "server secrets not mounted": lambda c: c["file_mounts"].pop("~/.quokka/mlflow-server.env"),
+    "workers without MLflow credentials": lambda c: _edit_commands(
+        c, "worker_start_ray_commands", ". ~/.quokka/mlflow-client.env && ", ""),
+    "client credentials not mounted": lambda c: c["file_mounts"].pop("~/.quokka/mlflow-client.env"),
+    "password in a command": lambda c: _edit_commands(
+        c, "worker_start_ray_commands", "ulimit", "MLFLOW_TRACKING_PASSWORD=hunter2 ulimit"),
 }
+
+
+def _edit_commands(cfg: dict, key: str, old: str, new: str) -> None:
+    assert any(old in c for c in cfg[key]), old
+    cfg[key] = [c.replace(old, new) for c in cfg[key]]
 
 
 @pytest.mark.parametrize("breakage", list(LAUNCHER_BREAKS))
@@ -263,6 +340,8 @@ def check_raycluster_spec(spec: dict, where: str) -> None:
         assert ray_containers, f"{where}.{name}: no rayproject/ray container"
         for c in ray_containers:
             check_ray_image(c["image"], f"{where}.{name}.{c['name']}")
+        for c in ray_containers:
+            check_mlflow_credentials(c, f"{where}.{name}.{c['name']}")
     head_ports = {p["containerPort"] for c in _containers(head["template"]) for p in c.get("ports", [])}
     assert 8265 in head_ports, f"{where}.headGroupSpec: the dashboard / job port 8265 is not exposed"
 
@@ -281,6 +360,23 @@ def check_raycluster_spec(spec: dict, where: str) -> None:
                 assert int(str(requests["nvidia.com/gpu"])) == _gpu_limit(c), (
                     f"{name}.{c['name']}: nvidia.com/gpu request != limit"
                 )
+
+
+CREDENTIALS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+
+
+def check_mlflow_credentials(container: dict, where: str) -> None:
+    """The driver (on the head) and the Train workers log to a server that wants a user: each
+    Ray container takes MLflow's credential variables from a Secret, never from the file."""
+    env = {e["name"]: e for e in container.get("env", [])}
+    for name in CREDENTIALS:
+        assert "value" not in env.get(name, {}), f"{where}: {name} written in the manifest"
+    from_keys = all("secretKeyRef" in env.get(n, {}).get("valueFrom", {}) for n in CREDENTIALS[:2])
+    from_secret = any("mlflow" in ref["secretRef"]["name"] and not ref["secretRef"].get("optional")
+                      for ref in container.get("envFrom", []) if "secretRef" in ref)
+    assert from_keys or from_secret, (
+        f"{where}: no MLflow credentials (envFrom a Secret such as mlflow-credentials)"
+    )
 
 
 def check_raycluster(doc: dict) -> None:
@@ -319,10 +415,9 @@ def check_mlflow(docs: list[dict]) -> None:
     template = dep["spec"]["template"]
     labels = template["metadata"]["labels"]
     assert dep["spec"]["selector"]["matchLabels"].items() <= labels.items(), "Deployment selector"
-    services = [d for d in docs if d["kind"] == "Service"]
-    assert any(s["spec"]["selector"].items() <= labels.items() for s in services), (
-        "no Service selects the MLflow pods"
-    )
+    services = [d for d in docs if d["kind"] == "Service"
+                and d["spec"]["selector"].items() <= labels.items()]
+    assert services, "no Service selects the MLflow pods"
 
     args = _mlflow_server_args(docs)
     assert _option(args, "--host") == "0.0.0.0", "mlflow server: --host 0.0.0.0 (reachable from other pods)"
@@ -342,27 +437,104 @@ def check_mlflow(docs: list[dict]) -> None:
     assert re.match(r"^(s3|gs|wasbs|abfss)://", artifacts), (
         f"--artifacts-destination {artifacts!r}: artifacts belong in object storage"
     )
-    backend = _option(args, "--backend-store-uri") or ""
-    if backend.startswith("sqlite:"):
-        # SQLite only on a volume this one pod owns: one replica, old pod gone before a
-        # new one starts, and the file on a PersistentVolumeClaim (not NFS shared by writers).
-        assert dep["spec"].get("replicas", 1) == 1, "SQLite backend: exactly one replica"
-        assert dep["spec"].get("strategy", {}).get("type") == "Recreate", "SQLite backend: strategy Recreate"
-        assert backend.startswith("sqlite:////"), f"{backend!r}: give SQLite an absolute path"
-        db_path = Path(backend[len("sqlite:///"):])
-        mounts = [m for c in _containers(template) for m in c.get("volumeMounts", [])
-                  if db_path.is_relative_to(m["mountPath"])]
-        assert mounts, f"{db_path}: not on a mounted volume (lost with the pod)"
-        volumes = {v["name"]: v for v in template["spec"].get("volumes", [])}
-        assert "persistentVolumeClaim" in volumes[mounts[0]["name"]], f"{db_path}: not on a PersistentVolumeClaim"
-    else:
-        assert re.match(r"^(postgresql|mysql|mssql)(\+\w+)?://", backend), f"--backend-store-uri {backend!r}"
+    assert _option(args, "--app-name") == "basic-auth", "mlflow server: --app-name basic-auth (users and passwords)"
+    container = _containers(template)[0]
+    env = _env(container)
+    config_path = env.get("MLFLOW_AUTH_CONFIG_PATH")
+    assert config_path, "MLFLOW_AUTH_CONFIG_PATH: basic-auth's config (its user database) is not set"
+    auth = configparser.ConfigParser()
+    auth.read_string(_mounted_file(docs, template, container, config_path))
+    assert not auth["mlflow"].get("admin_password"), "basic_auth.ini holds the admin's password"
+    # The admin's password, the session key and the database password come from Secrets.
+    for name in ("MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"):
+        assert _from_secret(container, name), f"{name}: not from a Secret"
+    for uri in (_option(args, "--backend-store-uri") or "", auth["mlflow"]["database_uri"]):
+        check_database_uri(docs, container, uri)
 
-    # The server's MLflow is the clients' (constraints.txt) when it is pip-installed here.
-    script = " ".join(_containers(template)[0].get("args", []))
-    pinned = re.search(r"\bmlflow==([\w.]+)", script)
+    # The server's MLflow is the clients' (constraints.txt) when it is pip-installed here,
+    # with the basic-auth app's dependencies and the database's driver.
+    script = " ".join(container.get("args", []))
+    pinned = re.search(r"\bmlflow(\[[\w,]+\])?==([\w.]+)", script)
     if pinned:
-        assert pinned.group(1) == constraint_pins()["mlflow"], "mlflow server version != constraints.txt"
+        assert pinned.group(2) == constraint_pins()["mlflow"], "mlflow server version != constraints.txt"
+        assert "auth" in (pinned.group(1) or ""), "pip install mlflow[auth]: the basic-auth app needs it"
+        assert "psycopg2" in script, "pip install psycopg2-binary: the PostgreSQL driver"
+
+
+def _env(container: dict) -> dict[str, object]:
+    """A container's variables: the literal value, or the valueFrom source."""
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def _from_secret(container: dict, name: str) -> tuple[str, str] | None:
+    source = _env(container).get(name)
+    if isinstance(source, dict) and "secretKeyRef" in source:
+        return source["secretKeyRef"]["name"], source["secretKeyRef"]["key"]
+    return None
+
+
+def _mounted_file(docs: list[dict], template: dict, container: dict, path: str) -> str:
+    """The text of a file that a ConfigMap of these documents mounts at `path`."""
+    volumes = {v["name"]: v for v in template["spec"].get("volumes", [])}
+    for mount in container.get("volumeMounts", []):
+        folder = mount["mountPath"].rstrip("/")
+        if path.startswith(folder + "/") and "configMap" in volumes.get(mount["name"], {}):
+            name = volumes[mount["name"]]["configMap"]["name"]
+            maps = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == name]
+            assert maps, f"{path}: ConfigMap {name} is not in mlflow.yaml"
+            key = path[len(folder) + 1:]
+            assert key in maps[0].get("data", {}), f"{path}: ConfigMap {name} has no key {key}"
+            return maps[0]["data"][key]
+    raise AssertionError(f"{path}: no ConfigMap of mlflow.yaml is mounted there")
+
+
+def _postgres(docs: list[dict]) -> tuple[dict, dict] | None:
+    """The PostgreSQL StatefulSet of these documents and its container, if there is one."""
+    for d in docs:
+        if d["kind"] == "StatefulSet":
+            for c in _containers(d["spec"]["template"]):
+                if c["image"].split(":")[0].endswith("postgres"):
+                    return d, c
+    return None
+
+
+def check_database_uri(docs: list[dict], server: dict, uri: str) -> None:
+    """A database server (many trials log at once), no password in the URI (it is printed
+    and stored in places: the client library reads PGPASSWORD from a Secret instead), and,
+    when the database runs in these documents, its Service, its user, password and database."""
+    assert re.match(r"^(postgresql|mysql|mssql)(\+\w+)?://", uri), (
+        f"database {uri!r}: use a database server (PostgreSQL), not a file"
+    )
+    url = urlparse(uri)
+    assert url.password is None, f"{url.scheme}://{url.username}:...@{url.hostname}: a password in a URI"
+    found = _postgres(docs)
+    if not found or not url.hostname.endswith(".svc"):
+        return  # an external database (RDS, Cloud SQL)
+    postgres, container = found
+    assert url.scheme.startswith("postgresql"), f"{uri}: the database of mlflow.yaml is PostgreSQL"
+    host = url.hostname.split(".")
+    services = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == host[0]
+                and d["metadata"].get("namespace", "default") == host[1]]
+    assert services, f"{uri}: no Service {host[0]} in namespace {host[1]}"
+    labels = postgres["spec"]["template"]["metadata"]["labels"]
+    assert services[0]["spec"]["selector"].items() <= labels.items(), f"Service {host[0]} does not select PostgreSQL"
+    assert (url.port or 5432) in {p["port"] for p in services[0]["spec"]["ports"]}, f"{uri}: port"
+    env = _env(container)
+    assert url.username == env.get("POSTGRES_USER"), f"{uri}: user is not POSTGRES_USER {env.get('POSTGRES_USER')!r}"
+    assert _from_secret(server, "PGPASSWORD") == _from_secret(container, "POSTGRES_PASSWORD") is not None, (
+        "PGPASSWORD of the server and POSTGRES_PASSWORD of the database: not the same Secret key"
+    )
+    database = url.path.lstrip("/")
+    created = {env.get("POSTGRES_DB")}
+    for mount in container.get("volumeMounts", []):
+        if mount["mountPath"] == "/docker-entrypoint-initdb.d":
+            volume = next(v for v in postgres["spec"]["template"]["spec"]["volumes"]
+                          if v["name"] == mount["name"])
+            maps = [d for d in docs if d["kind"] == "ConfigMap"
+                    and d["metadata"]["name"] == volume["configMap"]["name"]]
+            for text in (maps[0].get("data") or {}).values() if maps else []:
+                created |= set(re.findall(r"CREATE DATABASE (\w+)", text, re.I))
+    assert database in created, f"{uri}: database {database!r} is never created (has {sorted(created - {None})})"
 
 
 # MLflow 3.x's server answers only requests whose Host header matches --allowed-hosts
@@ -411,6 +583,9 @@ def check_rayjob(doc: dict, mlflow_docs: list[dict]) -> None:
         assert runtime_env.get("working_dir"), (
             f"{words[2]} is relative: runtimeEnvYAML needs a working_dir that holds it"
         )
+    leaked = set(runtime_env.get("env_vars") or {}) & set(CREDENTIALS)
+    assert not leaked, f"runtimeEnvYAML.env_vars: {sorted(leaked)} (shown by the dashboard and `ray job list`)"
+    assert urlparse(tracking).password is None, "--tracking-uri: credentials in the URI"
     pip = runtime_env.get("pip")
     packages = pip.get("packages", []) if isinstance(pip, dict) else (pip or [])
     assert any(re.match(r"^quokka-ray\b", p) for p in packages), "runtimeEnvYAML.pip must install quokka-ray"
@@ -493,6 +668,10 @@ RAYCLUSTER_BREAKS: dict[str, Callable[[dict], None]] = {
     "GPU request != limit": lambda d: _worker(d["spec"])["resources"]["requests"].update({"nvidia.com/gpu": 4}),
     "GPU pods never 0": lambda d: d["spec"]["workerGroupSpecs"][0].update(minReplicas=1, replicas=1),
     "no maxReplicas": lambda d: d["spec"]["workerGroupSpecs"][0].pop("maxReplicas"),
+    "workers without MLflow credentials": lambda d: _worker(d["spec"]).update(envFrom=[]),
+    "MLflow credentials optional": lambda d: _worker(d["spec"])["envFrom"][-1]["secretRef"].update(optional=True),
+    "MLflow password written": lambda d: _worker(d["spec"]).update(env=[
+        {"name": "MLFLOW_TRACKING_PASSWORD", "value": "written-in-the-file"}]),
 }
 
 
@@ -525,6 +704,10 @@ RAYJOB_BREAKS: dict[str, Callable[[dict, list[dict]], None]] = {
     "pin differs from constraints": lambda d, m: _set_runtime_env(
         d, lambda e: e["pip"]["packages"].append("mlflow==3.16.0")),
     "cluster of another Ray": lambda d, m: d["spec"]["rayClusterSpec"].update(rayVersion="2.59.0"),
+    "password in the runtime env": lambda d, m: _set_runtime_env(
+        d, lambda e: e["env_vars"].update(MLFLOW_TRACKING_PASSWORD="written-in-the-file")),
+    "credentials in the tracking URI": lambda d, m: _set_host(
+        d, "http://mlflow.mlflow.svc:5000", "http://quokka:secret@mlflow.mlflow.svc:5000"),
 }
 
 
@@ -537,22 +720,64 @@ def test_rayjob_check_catches(breakage: str) -> None:
         check_rayjob(doc, mlflow_docs)
 
 
-def _sqlite_on_empty_dir(docs: list[dict]) -> None:
-    spec = _mlflow_deployment(docs)["spec"]["template"]["spec"]
-    spec["volumes"] = [{"name": "db", "emptyDir": {}}]
+def _mlflow_args(docs: list[dict], change: Callable[[str], str]) -> None:
+    container = _containers(_mlflow_deployment(docs)["spec"]["template"])[0]
+    container["args"] = [change(container["args"][0])]
+
+
+def _config_map(docs: list[dict], name: str) -> dict:
+    return next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == name)["data"]
+
+
+def _edit_auth_ini(docs: list[dict], old: str, new: str) -> None:
+    data = _config_map(docs, "mlflow-auth")
+    assert old in data["basic_auth.ini"]
+    data["basic_auth.ini"] = data["basic_auth.ini"].replace(old, new)
+
+
+def _set_env(docs: list[dict], name: str, entry: dict | None) -> None:
+    container = _containers(_mlflow_deployment(docs)["spec"]["template"])[0]
+    container["env"] = [e for e in container["env"] if e["name"] != name] + ([entry] if entry else [])
+
+
+def _postgres_env(docs: list[dict], name: str, value: str) -> None:
+    _, container = _postgres(docs)
+    container["env"] = [e for e in container["env"] if e["name"] != name] + [{"name": name, "value": value}]
 
 
 MLFLOW_BREAKS: dict[str, Callable[[list[dict]], None]] = {
-    "two SQLite writers": lambda m: _mlflow_deployment(m)["spec"].update(replicas=2),
-    "rolling update over SQLite": lambda m: _mlflow_deployment(m)["spec"].update(strategy={"type": "RollingUpdate"}),
-    "SQLite on an emptyDir": _sqlite_on_empty_dir,
-    "SQLite outside any volume": lambda m: _mlflow_option(m, "--backend-store-uri", "sqlite:////tmp/mlflow.db"),
+    "SQLite backend": lambda m: _mlflow_option(m, "--backend-store-uri", "sqlite:////mlflow/mlflow.db"),
+    "password in the backend URI": lambda m: _mlflow_args(m, lambda a: a.replace(
+        "postgresql://mlflow@", "postgresql://mlflow:hunter2hunter2@")),
+    "backend on an unknown Service": lambda m: _mlflow_args(m, lambda a: a.replace(
+        "postgres.mlflow.svc:5432/mlflow ", "pg.mlflow.svc:5432/mlflow ")),
+    "backend database never created": lambda m: _mlflow_args(m, lambda a: a.replace(
+        "5432/mlflow ", "5432/runs ")),
+    "backend user not the database's": lambda m: _postgres_env(m, "POSTGRES_USER", "postgres"),
+    "no basic-auth": lambda m: _mlflow_args(m, lambda a: a.replace("--app-name basic-auth", "")),
+    "auth config not mounted": lambda m: _set_env(m, "MLFLOW_AUTH_CONFIG_PATH", {
+        "name": "MLFLOW_AUTH_CONFIG_PATH", "value": "/opt/basic_auth.ini"}),
+    "auth database is SQLite": lambda m: _edit_auth_ini(
+        m, "postgresql://mlflow@postgres.mlflow.svc:5432/mlflow_auth", "sqlite:///basic_auth.db"),
+    "password in the auth database URI": lambda m: _edit_auth_ini(
+        m, "postgresql://mlflow@", "postgresql://mlflow:hunter2hunter2@"),
+    "auth database never created": lambda m: _config_map(m, "postgres-init").update(
+        {"auth-db.sql": "SELECT 1;"}),
+    "admin password in the auth config": lambda m: _edit_auth_ini(
+        m, "admin_username = admin", "admin_username = admin\nadmin_password = written-here"),
+    "admin password literal": lambda m: _set_env(m, "MLFLOW_AUTH_ADMIN_PASSWORD", {
+        "name": "MLFLOW_AUTH_ADMIN_PASSWORD", "value": "written-in-the-file"}),
+    "no session key": lambda m: _set_env(m, "MLFLOW_FLASK_SERVER_SECRET_KEY", None),
+    "database password from another Secret": lambda m: _set_env(m, "PGPASSWORD", {
+        "name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": "other", "key": "password"}}}),
     "local artifacts": lambda m: _mlflow_option(m, "--artifacts-destination", "./mlartifacts"),
     "localhost only": lambda m: _mlflow_option(m, "--host", "127.0.0.1"),
-    "server version differs": lambda m: _containers(_mlflow_deployment(m)["spec"]["template"])[0].update(
-        args=[_containers(_mlflow_deployment(m)["spec"]["template"])[0]["args"][0].replace(
-            "mlflow==3.17.2", "mlflow==3.16.0")]),
-    "no Service": lambda m: m.remove(next(d for d in m if d["kind"] == "Service")),
+    "server version differs": lambda m: _mlflow_args(m, lambda a: a.replace(
+        "mlflow[auth]==3.17.2", "mlflow[auth]==3.16.0")),
+    "basic-auth's dependencies not installed": lambda m: _mlflow_args(m, lambda a: a.replace(
+        "mlflow[auth]==", "mlflow==")),
+    "no Service": lambda m: m.remove(next(d for d in m if d["kind"] == "Service"
+                                          and d["metadata"]["name"] == "mlflow")),
 }
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from quokka_ray.config import ConfigError
 from quokka_ray.data import prepare_shards, read_manifest, shard_dir, with_root
 from quokka_ray.reachability import unreachable_reason
+from quokka_ray.sweep.capacity import check_capacity
 from quokka_ray.sweep.checks import check_corpus, corpus_from_manifest
 from quokka_ray.sweep.grid import TrialSpec
 from quokka_ray.sweep.spec import Experiment
@@ -113,6 +114,8 @@ def run_experiment(experiment: Experiment, trials: list[TrialSpec], *,
     from quokka_ray.sweep.tune_driver import run_sweep, summarize
 
     _start_ray(address)
+    # A cluster joined by address may be grown by its autoscaler; one started here is not.
+    check_capacity(experiment.resources, can_grow=bool(address))
     parent = store.sweep_run(experiment.name, plan, {
         "experiment": experiment.name, "trials": len(trials),
         "study": type(experiment.study).__name__, "search": experiment.search.algorithm,
