@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from quokka_ray.laws import Report, write_report
+from quokka_ray.laws.bootstrap import Progress
 from quokka_ray.laws.proposal import LossPrediction, ProposalRequest
 from quokka_ray.laws.suggest import SuggestRequest
 from quokka_ray.tracking import MlflowStore
@@ -76,11 +77,12 @@ def fit_experiment(experiment_name: str, tracking_uri: str, out_dir: Path, *,
                    propose: ProposalRequest | None = None,
                    suggest: SuggestRequest | None = None,
                    after: Callable[[Report, pd.DataFrame], list[Path]] | None = None,
+                   progress: Progress | None = None,
                    ) -> FitOutcome:
     """`planned`: the trial names of the experiment's plan; by default those its latest sweep
     recorded in MLflow. predictions, propose, suggest: see write_report. after(report, trial
     table): writes files from the report (a proposal's experiment file); they are logged to
-    the fit run with the report."""
+    the fit run with the report. progress: see write_report."""
     store = MlflowStore(tracking_uri)
     if planned is None:
         recorded = store.sweep_plan(experiment_name)
@@ -100,7 +102,7 @@ def fit_experiment(experiment_name: str, tracking_uri: str, out_dir: Path, *,
     table.to_csv(out_dir / "trials.csv", index=False)
     report = write_report(table, out_dir, title=experiment_name, n_bootstrap=n_bootstrap,
                           seed=seed, laws=laws, notes=notes, predictions=predictions,
-                          propose=propose, suggest=suggest)
+                          propose=propose, suggest=suggest, progress=progress)
     written = after(report, table) if after else []
     params = {"trials": len(table), "left_out": sum(left_out.values()),
               "n_bootstrap": n_bootstrap, "seed": seed,
