@@ -21,7 +21,7 @@ from quokka_ray.laws import Report, write_report
 from quokka_ray.laws.bootstrap import Progress
 from quokka_ray.laws.proposal import LossPrediction, ProposalRequest
 from quokka_ray.laws.suggest import SuggestRequest
-from quokka_ray.tracking import MlflowStore
+from quokka_ray.tracking import FitNote, MlflowStore, fit_run_name
 
 NUMERIC_COLUMNS = ("non_embedding_params", "tokens", "flops", "budget_flops", "final_loss",
                    "val_loss", "lr", "batch_tokens", "weight_decay", "unique_tokens", "epochs",
@@ -112,10 +112,14 @@ def fit_experiment(experiment_name: str, tracking_uri: str, out_dir: Path, *,
     if suggest is not None:
         params.update(suggest=suggest.count, suggest_target_flops=suggest.target_flops,
                       suggest_for=suggest.quantity)
-    fit_run = store.fit_run(experiment_name, store.latest_sweep_run(experiment_name), params)
-    store.log_artifacts(fit_run, [report.markdown_path, out_dir / "trials.csv",
-                                  *report.plot_paths, *written])
+    sweep_run = store.latest_sweep_run(experiment_name)
+    fit_run = store.fit_run(experiment_name, sweep_run, params)
+    files = [report.markdown_path, out_dir / "trials.csv", *report.plot_paths, *written]
+    store.log_artifacts(fit_run, files)
     store.end_run(fit_run, "FINISHED")
+    if sweep_run:  # the sweep's description says where its laws and plots are
+        store.describe_sweep(sweep_run, experiment_name, FitNote(
+            fit_run, fit_run_name(experiment_name), tuple(Path(f).name for f in files), str(out_dir)))
     return FitOutcome(len(table), left_out, report.summary, report.markdown_path,
                       report.plot_paths, fit_run, report.fits, written, report.skipped)
 
