@@ -313,7 +313,7 @@ def _run(args) -> int:
     from quokka_ray.config import ConfigError
     from quokka_ray.sweep.costs import format_gpu_hours, plan_cost
     from quokka_ray.sweep.driver import run_experiment
-    from quokka_ray.tracking import without_userinfo
+    from quokka_ray.tracking import MlflowStore, runs_page, without_userinfo
 
     rate, limit = gpu_rate(args), max_gpu_hours(args)
     experiment, trials, file_settings = _load(args.experiment_file, args.set)
@@ -332,7 +332,13 @@ def _run(args) -> int:
         raise ConfigError(f"{args.experiment_file}: {err}") from None
     print(f"[quokka] {outcome.finished} trials finished, {outcome.failed} failed")
     print(f"[quokka] checkpoints and Tune state: {without_userinfo(outcome.storage_path)}")
-    print(f"[quokka] compare runs: mlflow ui --backend-store-uri {outcome.tracking_uri}")
+    page = runs_page(outcome.tracking_uri, MlflowStore(outcome.tracking_uri).experiment_id(
+        outcome.experiment_name, create=False) or "")
+    if outcome.tracking_uri.startswith(("http://", "https://")):
+        print(f"[quokka] compare runs: {page}")
+    else:
+        print(f"[quokka] compare runs: mlflow ui --backend-store-uri {outcome.tracking_uri}, "
+              f"then {page}")
     print(f"[quokka] fit the laws: quokka fit {args.experiment_file}"
           + "".join(f" --set {text}" for text in args.set or ())
           + (f" --tracking-uri {outcome.tracking_uri}" if args.tracking_uri else ""))

@@ -161,6 +161,19 @@ def without_userinfo(text: str) -> str:
     return _USERINFO.sub(r"\1", text)
 
 
+#: Where `mlflow ui` serves by default.
+MLFLOW_UI = "http://127.0.0.1:5000"
+
+
+def runs_page(tracking_uri: str, experiment_id: str) -> str:
+    """The MLflow UI's runs table of an experiment: on the tracking server itself, else where
+    `mlflow ui` serves. MLflow 3 opens an experiment in its GenAI view unless the address
+    asks for the model-training one (its sidebar switches between them)."""
+    base = without_userinfo(tracking_uri).rstrip("/") if tracking_uri.startswith(
+        ("http://", "https://")) else MLFLOW_UI
+    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
 def secret_values(environ: dict[str, str] | None = None) -> list[str]:
     """Values never to write: MLflow's credentials (the environment's, or the credentials
     file's password) and every value of at least MIN_SECRET_LENGTH characters of an

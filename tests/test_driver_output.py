@@ -17,7 +17,7 @@ from quokka_ray.commands.progress import ProgressBar
 from quokka_ray.data import DataConfig, prepare_shards, read_manifest
 from quokka_ray.data.shards import PACKING, READING
 from quokka_ray.laws import ParametricFit, fit_parametric
-from quokka_ray.tracking import FitNote, sweep_note
+from quokka_ray.tracking import FitNote, runs_page, sweep_note
 
 LEVELS = """
 import json, logging, os, sys
@@ -137,3 +137,10 @@ def test_sweep_description_lists_trials_and_where_the_plots_are():
             "(abc123)") in after
     assert "`/out/tiny`" in after and "`obj_isoflop.png`, `obj_allocation.png`" in after
     assert row in after.splitlines()
+
+
+def test_the_runs_page_opens_the_model_training_view():
+    assert runs_page("sqlite:////tmp/mlflow.db", "3") == \
+        "http://127.0.0.1:5000/#/experiments/3/runs?workflowType=machine_learning"
+    assert runs_page("https://alice:pw@mlflow.example.org:8443/", "7") == \
+        "https://mlflow.example.org:8443/#/experiments/7/runs?workflowType=machine_learning"

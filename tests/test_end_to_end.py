@@ -89,7 +89,10 @@ def test_driver_log_shows_progress_and_links_not_library_noise(tiny_sweep):
     assert any(left.startswith("about ") for _, left, _ in progress)
     assert progress[-1][0] == str(trials) and progress[-1][2] == "finished"
     assert re.search(r"^\[quokka\] Ray dashboard: http://127\.0\.0\.1:\d+$", log, re.M)
-    assert f"mlflow ui --backend-store-uri {tiny_sweep.uri}" in log
+    assert re.search(rf"^\[quokka\] compare runs: mlflow ui --backend-store-uri "
+                     rf"{re.escape(tiny_sweep.uri)}, "
+                     r"then http://127\.0\.0\.1:5000/#/experiments/\d+/runs\?workflowType="
+                     r"machine_learning$", log, re.M)
 
 
 @pytest.mark.slow
