@@ -26,7 +26,8 @@ from quokka_ray.commands.verbosity import QUIETED, set_verbosity
 set_verbosity(_parser().parse_args(sys.argv[1:]).verbose)
 print(json.dumps({"levels": {name: logging.getLogger(name).level for name in QUIETED},
                   "verbose": os.environ.get("QUOKKA_VERBOSE"),
-                  "suppress_urls": os.environ.get("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT")}))
+                  "suppress_urls": os.environ.get("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"),
+                  "artifact_bars": os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")}))
 """
 
 
@@ -34,7 +35,8 @@ def _levels(*argv: str, env: dict | None = None) -> dict:
     import os
 
     clean = {k: v for k, v in os.environ.items()
-             if k not in ("QUOKKA_VERBOSE", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT")}
+             if k not in ("QUOKKA_VERBOSE", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT",
+                          "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")}
     out = subprocess.run([sys.executable, "-c", LEVELS, *argv], capture_output=True, text=True,
                          check=True, env={**clean, **(env or {})})
     return json.loads(out.stdout)
@@ -48,12 +50,13 @@ def test_library_notices_are_quiet_by_default_and_shown_with_v():
         assert quiet["levels"][name] == level, name
         assert level <= 40, name  # errors always show
     assert quiet["verbose"] is None and quiet["suppress_urls"] == "true"
+    assert quiet["artifact_bars"] == "false"
     for argv, env in ((["-v", "run", "x.py"], None), (["run", "x.py", "-v"], None),
                       (["fit", "x"], {"QUOKKA_VERBOSE": "1"})):
         loud = _levels(*argv, env=env)
         # Left as the libraries set them (Ray's own loggers log INFO then).
         assert set(loud["levels"].values()) == {0}, (argv, loud)
-        assert loud["verbose"] == "1" and loud["suppress_urls"] is None
+        assert loud["verbose"] == "1" and loud["suppress_urls"] is loud["artifact_bars"] is None
 
 
 class Clock:

@@ -55,6 +55,9 @@ def set_verbosity(verbose: bool) -> None:
     # "View run ... at: http://..." after every run that ends on a tracking server (trials,
     # the sweep, each fit): the driver names the sweep's run once. MLflow's own switch.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # "Downloading artifacts: 100%|...|": a bar for each small file quokka reads back (the
+    # stored plan of a sweep that is resumed or fitted). MLflow's own switch.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def add_verbose_argument(parser: argparse.ArgumentParser, default=argparse.SUPPRESS) -> None:
