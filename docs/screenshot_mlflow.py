@@ -1,7 +1,7 @@
 """Screenshots of the MLflow UI on a sweep's runs, taken in a real browser (headless Chromium):
 the experiment's runs table and the sweep run's page with its description.
 
-    .venv/bin/python tools/screenshot_mlflow.py --tracking-uri sqlite:///mlflow.db \\
+    .venv/bin/python docs/screenshot_mlflow.py --tracking-uri sqlite:///mlflow.db \\
         --experiment quickstart --out docs/images
 
 It starts `mlflow server` on a free port of 127.0.0.1 on the store, and Chromium
