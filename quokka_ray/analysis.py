@@ -18,9 +18,10 @@ import numpy as np
 import pandas as pd
 
 from quokka_ray.laws import Report, write_report
+from quokka_ray.laws.bootstrap import Progress
 from quokka_ray.laws.proposal import LossPrediction, ProposalRequest
 from quokka_ray.laws.suggest import SuggestRequest
-from quokka_ray.tracking import MlflowStore
+from quokka_ray.tracking import FitNote, MlflowStore, fit_run_name
 
 NUMERIC_COLUMNS = ("non_embedding_params", "tokens", "flops", "budget_flops", "final_loss",
                    "val_loss", "lr", "batch_tokens", "weight_decay", "unique_tokens", "epochs",
@@ -76,11 +77,12 @@ def fit_experiment(experiment_name: str, tracking_uri: str, out_dir: Path, *,
                    propose: ProposalRequest | None = None,
                    suggest: SuggestRequest | None = None,
                    after: Callable[[Report, pd.DataFrame], list[Path]] | None = None,
+                   progress: Progress | None = None,
                    ) -> FitOutcome:
     """`planned`: the trial names of the experiment's plan; by default those its latest sweep
     recorded in MLflow. predictions, propose, suggest: see write_report. after(report, trial
     table): writes files from the report (a proposal's experiment file); they are logged to
-    the fit run with the report."""
+    the fit run with the report. progress: see write_report."""
     store = MlflowStore(tracking_uri)
     if planned is None:
         recorded = store.sweep_plan(experiment_name)
@@ -100,7 +102,7 @@ def fit_experiment(experiment_name: str, tracking_uri: str, out_dir: Path, *,
     table.to_csv(out_dir / "trials.csv", index=False)
     report = write_report(table, out_dir, title=experiment_name, n_bootstrap=n_bootstrap,
                           seed=seed, laws=laws, notes=notes, predictions=predictions,
-                          propose=propose, suggest=suggest)
+                          propose=propose, suggest=suggest, progress=progress)
     written = after(report, table) if after else []
     params = {"trials": len(table), "left_out": sum(left_out.values()),
               "n_bootstrap": n_bootstrap, "seed": seed,
@@ -110,10 +112,14 @@ def fit_experiment(experiment_name: str, tracking_uri: str, out_dir: Path, *,
     if suggest is not None:
         params.update(suggest=suggest.count, suggest_target_flops=suggest.target_flops,
                       suggest_for=suggest.quantity)
-    fit_run = store.fit_run(experiment_name, store.latest_sweep_run(experiment_name), params)
-    store.log_artifacts(fit_run, [report.markdown_path, out_dir / "trials.csv",
-                                  *report.plot_paths, *written])
+    sweep_run = store.latest_sweep_run(experiment_name)
+    fit_run = store.fit_run(experiment_name, sweep_run, params)
+    files = [report.markdown_path, out_dir / "trials.csv", *report.plot_paths, *written]
+    store.log_artifacts(fit_run, files)
     store.end_run(fit_run, "FINISHED")
+    if sweep_run:  # the sweep's description says where its laws and plots are
+        store.describe_sweep(sweep_run, experiment_name, FitNote(
+            fit_run, fit_run_name(experiment_name), tuple(Path(f).name for f in files), str(out_dir)))
     return FitOutcome(len(table), left_out, report.summary, report.markdown_path,
                       report.plot_paths, fit_run, report.fits, written, report.skipped)
 

@@ -18,7 +18,10 @@ DEFAULT_FIT_BOOTSTRAP = 200
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    from quokka_ray.commands.verbosity import set_verbosity
     from quokka_ray.config import ConfigError
+
+    set_verbosity(args.verbose)  # before Ray or MLflow is imported: their workers inherit it
 
     try:
         return args.handler(args)
@@ -33,9 +36,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from quokka_ray.commands.verbosity import add_verbose_argument
+
     parser = argparse.ArgumentParser(
         prog="quokka", description="Scaling-law studies of diffusion LMs on Ray.")
     parser.add_argument("--version", action="version", version=f"quokka-ray {__version__}")
+    add_verbose_argument(parser, default=False)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
     from quokka_ray.commands.cost_args import add_cost_arguments
@@ -59,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--storage-path", help="checkpoints and Tune state (a folder or s3://, gs://)")
     run.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else a "
                      "local cluster)")
+    add_verbose_argument(run)
     run.set_defaults(handler=_run)
 
     fit = sub.add_parser("fit", help="fit scaling laws from an experiment's runs or a CSV")
@@ -69,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_csv_fit_arguments(fit)  # also --law, and --out (default quokka_outputs/<name>)
     add_loop_arguments(fit)  # --propose, --suggest
+    add_verbose_argument(fit)
     fit.set_defaults(handler=_fit)
 
     train = sub.add_parser("train", help="one trial as one Ray Train run, without Tune or "
@@ -84,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
                        "(default: the experiment's storage path)")
     train.add_argument("--json", action="store_true",
                        help="one JSON object per logged step (step, loss, tokens, ...)")
+    add_verbose_argument(train)
     train.set_defaults(handler=_train)
 
     sample = sub.add_parser("sample", help="generate text from a trained trial's checkpoint")
@@ -177,7 +186,9 @@ def _corpus(experiment, trials, path: str):
     data = with_root(experiment.data, experiment.storage_path)
     manifest = read_manifest(data)
     if manifest is None and (data.source == "stdlib" or Path(data.source).expanduser().exists()):
-        prepare_shards(data)
+        from quokka_ray.commands.progress import ProgressBar
+
+        prepare_shards(data, progress=ProgressBar())
         manifest = read_manifest(data)
     if manifest is None:
         return None
@@ -309,10 +320,11 @@ def _num(value) -> str:
 
 def _run(args) -> int:
     from quokka_ray.commands.cost_args import gpu_rate, max_gpu_hours
+    from quokka_ray.commands.progress import ProgressBar
     from quokka_ray.config import ConfigError
     from quokka_ray.sweep.costs import format_gpu_hours, plan_cost
     from quokka_ray.sweep.driver import run_experiment
-    from quokka_ray.tracking import without_userinfo
+    from quokka_ray.tracking import MlflowStore, runs_page, without_userinfo
 
     rate, limit = gpu_rate(args), max_gpu_hours(args)
     experiment, trials, file_settings = _load(args.experiment_file, args.set)
@@ -326,12 +338,18 @@ def _run(args) -> int:
     try:
         outcome = run_experiment(experiment, trials, tracking_uri=args.tracking_uri,
                                  storage_path=args.storage_path, address=args.address,
-                                 file_settings=file_settings)
+                                 file_settings=file_settings, progress=ProgressBar())
     except ConfigError as err:
         raise ConfigError(f"{args.experiment_file}: {err}") from None
     print(f"[quokka] {outcome.finished} trials finished, {outcome.failed} failed")
     print(f"[quokka] checkpoints and Tune state: {without_userinfo(outcome.storage_path)}")
-    print(f"[quokka] compare runs: mlflow ui --backend-store-uri {outcome.tracking_uri}")
+    page = runs_page(outcome.tracking_uri, MlflowStore(outcome.tracking_uri).experiment_id(
+        outcome.experiment_name, create=False) or "")
+    if outcome.tracking_uri.startswith(("http://", "https://")):
+        print(f"[quokka] compare runs: {page}")
+    else:
+        print(f"[quokka] compare runs: mlflow ui --backend-store-uri {outcome.tracking_uri}, "
+              f"then {page}")
     print(f"[quokka] fit the laws: quokka fit {args.experiment_file}"
           + "".join(f" --set {text}" for text in args.set or ())
           + (f" --tracking-uri {outcome.tracking_uri}" if args.tracking_uri else ""))
@@ -371,10 +389,12 @@ def _fit(args) -> int:
     check_tracking_server(uri)
     out_dir = Path(args.out or Path("quokka_outputs") / name).resolve()
     extras = _fit_extras(args, loop, experiment, out_dir)
+    from quokka_ray.commands.progress import ProgressBar
+
     outcome = fit_experiment(
         name, uri, out_dir, planned=planned, laws=[args.law] if args.law else None,
         n_bootstrap=DEFAULT_FIT_BOOTSTRAP if args.bootstrap is None else args.bootstrap,
-        seed=args.seed, **extras)
+        seed=args.seed, progress=ProgressBar(), **extras)
     print(outcome.summary)
     left = ", ".join(f"{n} {how}" for how, n in sorted(outcome.left_out.items()))
     print(f"[quokka] {outcome.trials} trials fitted" + (f"; left out: {left}" if left else "")

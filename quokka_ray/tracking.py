@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
@@ -158,6 +159,19 @@ def without_userinfo(text: str) -> str:
     """`text` with the user:password@ part of every URI in it removed (s3://KEY:SECRET@bucket,
     https://user:token@host/...)."""
     return _USERINFO.sub(r"\1", text)
+
+
+#: Where `mlflow ui` serves by default.
+MLFLOW_UI = "http://127.0.0.1:5000"
+
+
+def runs_page(tracking_uri: str, experiment_id: str) -> str:
+    """The MLflow UI's runs table of an experiment: on the tracking server itself, else where
+    `mlflow ui` serves. MLflow 3 opens an experiment in its GenAI view unless the address
+    asks for the model-training one (its sidebar switches between them)."""
+    base = without_userinfo(tracking_uri).rstrip("/") if tracking_uri.startswith(
+        ("http://", "https://")) else MLFLOW_UI
+    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 def secret_values(environ: dict[str, str] | None = None) -> list[str]:
@@ -400,11 +414,12 @@ class MlflowStore:
         """A JSON artifact, with URI credentials and secret values taken out."""
         self.client.log_dict(run_id, redact(record), name)
 
-    def describe_sweep(self, run_id: str, experiment_name: str) -> None:
+    def describe_sweep(self, run_id: str, experiment_name: str,
+                       fit: FitNote | None = None) -> None:
         """The sweep run's description in the MLflow UI: a table of its trials, and where its
-        laws and plots go."""
+        laws and plots go (are, once `fit` is given)."""
         self.client.set_tag(run_id, NOTE_TAG, redact(sweep_note(self.trial_runs(experiment_name),
-                                                                experiment_name)))
+                                                                experiment_name, fit)))
 
     def trial_run(self, experiment_name: str, parent_run_id: str, trial_name: str,
                   params: dict[str, object], role: str = "trial") -> str:
@@ -478,7 +493,7 @@ class MlflowStore:
         if sweep_run_id:
             tags[PARENT_TAG] = sweep_run_id
         run = self.client.create_run(self.experiment_id(experiment_name),
-                                     run_name=f"{experiment_name}-fit", tags=tags)
+                                     run_name=fit_run_name(experiment_name), tags=tags)
         self.client.log_batch(run.info.run_id, params=_params(params))
         return run.info.run_id
 
@@ -626,10 +641,33 @@ class MlflowRunTracker:
         self._logged_through = through
 
 
-def sweep_note(trials: pd.DataFrame, experiment_name: str) -> str:
-    """Markdown: one row per trial with N, D, C, objective, final and validation loss."""
-    lines = [f"Sweep `{experiment_name}`: {len(trials)} trials. `quokka fit` fits its laws; "
-             "the plots and the report are logged to a fit run nested under this run.", "",
+def fit_run_name(experiment_name: str) -> str:
+    return f"{experiment_name}-fit"
+
+
+@dataclass(frozen=True)
+class FitNote:
+    """Where the latest `quokka fit` of a sweep put its report and plots."""
+
+    run_id: str
+    run_name: str
+    files: tuple[str, ...]  # artifact names: report.md, trials.csv, the plots
+    out_dir: str  # the folder `quokka fit` wrote them to, on the machine it ran on
+
+
+def sweep_note(trials: pd.DataFrame, experiment_name: str, fit: FitNote | None = None) -> str:
+    """Markdown: one row per trial with N, D, C, objective, final and validation loss, and
+    where the laws' report and plots are (or go)."""
+    if fit is None:
+        where = ("`quokka fit` fits its laws; the plots and the report are logged to a fit run "
+                 "nested under this run.")
+    else:
+        plots = [f for f in fit.files if f.endswith(".png")]
+        where = (f"Laws fitted by `quokka fit`: the report (`report.md`) and {len(plots)} plots "
+                 f"are the artifacts of the fit run `{fit.run_name}` ({fit.run_id}), nested "
+                 f"under this run, and in `{fit.out_dir}` where it ran. Plots: "
+                 + ", ".join(f"`{p}`" for p in plots) + ".")
+    lines = [f"Sweep `{experiment_name}`: {len(trials)} trials. {where}", "",
              "| trial | " + " | ".join(NOTE_COLUMNS.values()) + " |",
              "|---" * (len(NOTE_COLUMNS) + 1) + "|"]
     for row in trials.sort_values("trial_name").to_dict("records") if len(trials) else []:

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from quokka_ray.cli import main
 from quokka_ray.sweep import load_experiment, load_plan, plan_trials
-from tests.conftest import EXPERIMENTS, run_cli_cases
+from tests.conftest import EXPERIMENTS, REPO, run_cli_cases
 
 EXPERIMENT = EXPERIMENTS / "tiny_isoflop.py"
 
@@ -24,11 +28,14 @@ EXPERIMENT = EXPERIMENTS / "tiny_isoflop.py"
 @dataclass(frozen=True)
 class TinySweep:
     """The tiny IsoFLOP sweep, run and resumed once per module: its folder, MLflow store,
-    the `quokka run` flags that reach both, and what the two runs printed."""
+    the `quokka run` flags that reach both, the first run's driver log (the `quokka` command
+    in a process of its own, with its own local Ray: stdout and stderr) and what the resumed
+    run printed."""
 
     folder: Path
     uri: str
     args: list[str]
+    driver_log: str
     printed: str
 
 
@@ -37,14 +44,55 @@ def tiny_sweep(ray_session, tmp_path_factory, data_cache) -> TinySweep:
     folder = tmp_path_factory.mktemp("tiny-sweep")
     uri = f"sqlite:///{folder}/mlflow.db"
     args = ["--tracking-uri", uri, "--storage-path", str(folder / "runs")]
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_ADDRESS", "QUOKKA_VERBOSE", "RAY_AIR_NEW_OUTPUT")}
+    env["QUOKKA_TEST_CACHE"] = str(data_cache)
+    first = subprocess.run([sys.executable, "-m", "quokka_ray.cli", "run", str(EXPERIMENT), *args],
+                           cwd=folder, env={**env, "PYTHONPATH": str(REPO)}, timeout=900,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert first.returncode == 0, first.stdout[-5000:]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("QUOKKA_TEST_CACHE", str(data_cache))
         patch.chdir(folder)
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             assert main(["run", str(EXPERIMENT), *args]) == 0
-            assert main(["run", str(EXPERIMENT), *args]) == 0
-    return TinySweep(folder, uri, args, printed.getvalue())
+    return TinySweep(folder, uri, args, first.stdout, printed.getvalue())
+
+
+#: What the driver log of a healthy sweep never shows at the default verbosity: Ray's and Tune's
+#: start-up boxes and notices, Train's per-report lines, MLflow's database set-up.
+NOT_IN_DRIVER_LOG = (
+    "Started a local Ray instance", "Token authentication is enabled", "View detailed results here",
+    "To visualize your results with TensorBoard", "Configuration for experiment", "tensorboard",
+    "Reporting training result", "Creating initial MLflow database tables", "INFO tune.py",
+    "View run ", "Dataset dataset_", "Progress bars disabled")
+#: Box drawing, as in Ray Tune's and Ray Train's start-up boxes.
+BOX = re.compile("[\u2500-\u257f]")
+#: A Python log line at ERROR (Ray's and MLflow's formats) or one of Ray's C++ processes
+#: ("[2026-11-29 22:00:00,123 E 1234 5678] ...").
+ERROR_LINE = re.compile(r"\bERROR\b|\d E \d+ \d+\]")
+
+
+def test_driver_log_shows_progress_and_links_not_library_noise(tiny_sweep):
+    log = tiny_sweep.driver_log
+    trials = len(plan_trials(load_experiment(EXPERIMENT)))
+    assert [line for line in log.splitlines() if ERROR_LINE.search(line)] == []
+    assert [line for line in log.splitlines() if BOX.search(line)] == []
+    for text in NOT_IN_DRIVER_LOG:
+        assert text not in log, text
+    # One line per trial event, with the sweep's progress and, once a trial is done, the time
+    # left; then the links.
+    progress = re.findall(rf"^\[quokka \S+ \| (\d+)/{trials} done, \d+ running, \d+ waiting, "
+                          r"(about \S+ left|time left unknown)\] dlm-\S+ (\w+)", log, re.M)
+    assert len(progress) >= 2 * trials  # started and finished, at least
+    assert any(left.startswith("about ") for _, left, _ in progress)
+    assert progress[-1][0] == str(trials) and progress[-1][2] == "finished"
+    assert re.search(r"^\[quokka\] Ray dashboard: http://127\.0\.0\.1:\d+$", log, re.M)
+    assert re.search(rf"^\[quokka\] compare runs: mlflow ui --backend-store-uri "
+                     rf"{re.escape(tiny_sweep.uri)}, "
+                     r"then http://127\.0\.0\.1:5000/#/experiments/\d+/runs\?workflowType="
+                     r"machine_learning$", log, re.M)
 
 
 @pytest.mark.slow
@@ -53,11 +101,7 @@ def test_sweep_records_runs_and_fits_laws(tiny_sweep, tmp_path, data_cache, monk
     monkeypatch.chdir(tmp_path)
     uri, args = tiny_sweep.uri, tiny_sweep.args
     trials = plan_trials(load_experiment(EXPERIMENT))
-    printed = tiny_sweep.printed
-    assert "resuming the sweep" in printed
-    # One line per trial event, with the sweep's progress and the time left.
-    assert f"| 1/{len(trials)} done, " in printed and " left] " in printed
-    assert "Configuration for experiment" not in printed and "tensorboard" not in printed
+    assert "resuming the sweep" in tiny_sweep.printed
 
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("tiny_isoflop")
@@ -108,6 +152,11 @@ def test_sweep_records_runs_and_fits_laws(tiny_sweep, tmp_path, data_cache, monk
     assert fit_run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
     logged = [a.path for a in client.list_artifacts(fit_run.info.run_id)]
     assert "report.md" in logged and any(p.endswith(".png") for p in logged)
+    # The sweep's description now says where the report and the plots are.
+    note = client.get_run(parents[0].info.run_id).data.tags["mlflow.note.content"]
+    assert fit_run.info.run_id in note and str(out_dir) in note
+    assert all(f"`{p}`" in note for p in logged if p.endswith(".png"))
+    assert "| trial | N | D | C | objective | final loss |" in note
 
     # The same name with another seed: stopped before MLflow or Ray, naming what changed.
     changed = tmp_path / "tiny_isoflop.py"

@@ -1,6 +1,6 @@
 """The sweep's progress line: counts, and the time left from the pace of the trials done."""
 
-from quokka_ray.sweep.tune_driver import SweepProgress
+from quokka_ray.sweep.progress import SweepProgress
 
 
 class Clock:

@@ -9,4 +9,6 @@ packages so that `laws/`, `train/` and the rest take explicit parameters and nev
 - bench_train.py  `quokka bench train`: training tokens/s and MFU on this machine's device
 - data.py         `quokka data prepare | train-tokenizer` and `quokka bench data` flags, handlers
 - bench_data.py   `quokka bench data`: tokens/s of shard preparation and of the loader
+- verbosity.py    -v: which library notices the driver log leaves out by default, and why
+- progress.py     the progress bar of a long step (shard preparation, a law's bootstrap)
 """

@@ -33,6 +33,9 @@ def add_data_parser(sub) -> None:
                          "0: in this process, without Ray)")
     prepare.add_argument("--address", help="Ray cluster address (default: RAY_ADDRESS, else "
                          "a local cluster)")
+    from quokka_ray.commands.verbosity import add_verbose_argument
+
+    add_verbose_argument(prepare)
     prepare.set_defaults(handler=prepare_command)
 
     train = commands.add_parser("train-tokenizer", help="train a byte-level BPE with `tokenizers`")
@@ -129,7 +132,9 @@ def prepare_command(args) -> int:
         if not ray.is_initialized():
             ray.init(address=args.address or os.environ.get("RAY_ADDRESS") or "local",
                      log_to_driver=False)
-    folder = prepare_shards(cfg, workers=args.workers)
+    from quokka_ray.commands.progress import ProgressBar
+
+    folder = prepare_shards(cfg, workers=args.workers, progress=ProgressBar())
     manifest = read_manifest(cfg)
     print(f"[quokka] {shard_dir(cfg)}: {manifest['train_tokens']:,} training tokens in "
           f"{len(manifest['shards'])} shards ({manifest['train_sequences']:,} sequences of "

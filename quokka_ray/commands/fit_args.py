@@ -170,6 +170,8 @@ def run_csv_fit(args: argparse.Namespace) -> int:
     if not args.csv:
         print("error: give --csv FILE", file=sys.stderr)
         return 2
+    from quokka_ray.commands.progress import ProgressBar
+
     columns = {role: getattr(args, flag, None) for flag, role in COLUMN_FLAGS.items()}
     try:
         result = fit_csv(
@@ -180,6 +182,7 @@ def run_csv_fit(args: argparse.Namespace) -> int:
             n_bootstrap=args.bootstrap or 0,
             seed=args.seed,
             out_dir=args.out,
+            progress=ProgressBar(),
         )
     except LawInputError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -11,6 +11,10 @@ import pyarrow as pa
 from quokka_ray.data.config import DataConfig
 from quokka_ray.data.shards import (
     DOCUMENTS_PER_BATCH,
+    PACKING,
+    READING,
+    TOKENIZING,
+    Progress,
     pack,
     shard_of,
     split_documents,
@@ -27,15 +31,21 @@ BLOCK_BYTES = (64 * 1024, 64 * 2**20)
 
 
 def prepare_with_ray(stream: DocumentStream, cfg: DataConfig, folder: str, workers: int | None,
-                     tokenizer_text: str | None = None) -> tuple[list[dict], dict, dict]:
-    """`tokenizer_text`: a tokenizer file's text, sent to the tasks (other nodes lack the file)."""
+                     tokenizer_text: str | None = None, progress: Progress | None = None
+                     ) -> tuple[list[dict], dict, dict]:
+    """`tokenizer_text`: a tokenizer file's text, sent to the tasks (other nodes lack the file).
+    `progress`: told of each step (shards.Progress)."""
+    def tell(step: str, done: int, total: int | None) -> None:
+        if progress is not None:
+            progress(step, done, total)
+
     import ray
     import ray.data
 
     if not ray.is_initialized():
         ray.init()
     context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
+    context.enable_progress_bars = False  # the caller's progress stands for them
     context.print_on_execution_start = False
 
     block_bytes = min(BLOCK_BYTES[1], max(BLOCK_BYTES[0], cfg.max_corpus_bytes // 64))
@@ -46,13 +56,17 @@ def prepare_with_ray(stream: DocumentStream, cfg: DataConfig, folder: str, worke
         if size >= block_bytes:
             blocks.append(pa.table({"text": batch}))
             batch, size = [], 0
+            tell(READING, stream.bytes, cfg.max_corpus_bytes)
     if batch:
         blocks.append(pa.table({"text": batch}))
+    tell(READING, stream.bytes, stream.bytes)  # the source may hold less than the most asked
     # Tasks finish in any order; nothing below depends on it (document keys decide everything).
+    tell(TOKENIZING, 0, len(blocks))
     tokenized = ray.data.from_arrow(blocks).map_batches(
         _tokenize, fn_kwargs={"tokenizer_name": cfg.tokenizer, "json_text": tokenizer_text},
         batch_size=DOCUMENTS_PER_BATCH, batch_format="pyarrow", concurrency=workers,
     ).materialize()
+    tell(TOKENIZING, len(blocks), len(blocks))
 
     sizes = [(b["key"], b["n_tokens"]) for b in tokenized.select_columns(["key", "n_tokens"])
              .iter_batches(batch_format="numpy", batch_size=None)]
@@ -70,14 +84,19 @@ def prepare_with_ray(stream: DocumentStream, cfg: DataConfig, folder: str, worke
     validation = write_validation(folder, np.concatenate(validation_keys), validation_tokens,
                                   dtype, cfg)
 
-    shards = (tokenized
+    packed = (tokenized
               .map_batches(_with_shard, fn_kwargs={"held_keys": held_keys, "n_shards": n_shards},
                            batch_format="pyarrow")
               .groupby("shard")
               .map_groups(_pack_group, fn_kwargs={"folder": folder, "seq_len": cfg.seq_len,
                                                   "dtype": dtype.name},
-                          batch_format="numpy", concurrency=workers)
-              .take_all())
+                          batch_format="numpy", concurrency=workers))
+    shards = []
+    tell(PACKING, 0, n_shards)
+    for row in packed.iter_rows():  # one row per shard, as its group is written
+        shards.append(row)
+        tell(PACKING, len(shards), n_shards)
+    tell(PACKING, len(shards), len(shards))  # a shard no document fell into has no group
     results = [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
                for row in shards if row["sequences"] > 0]
     held = np.isin(keys, held_keys)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, replace
 
 import numpy as np
@@ -41,6 +42,14 @@ ROW_GROUP_BYTES = 256 * 1024
 DEFAULT_ROOT = ".quokka_cache"
 #: The separator between packed documents.
 SEPARATOR = "\n\n"
+
+#: Told (step, done, total) as the preparation goes, for a progress bar. Steps: READING
+#: (bytes of text read, of at most max_corpus_bytes), TOKENIZING (blocks of documents) and
+#: PACKING (training shards written); total is None while unknown.
+Progress = Callable[[str, int, "int | None"], None]
+READING, TOKENIZING, PACKING = "data: reading", "data: tokenizing", "data: packing shards"
+#: What each step counts.
+PROGRESS_UNITS = {READING: "bytes", TOKENIZING: "blocks", PACKING: "shards"}
 
 
 def with_root(cfg: DataConfig, storage_path: str | None) -> DataConfig:
@@ -71,10 +80,12 @@ def read_manifest(cfg: DataConfig) -> dict | None:
     return read_json(fs, join(root, MANIFEST))
 
 
-def prepare_shards(cfg: DataConfig, *, workers: int | None = 0) -> str:
+def prepare_shards(cfg: DataConfig, *, workers: int | None = 0,
+                   progress: Progress | None = None) -> str:
     """Write the shards for `cfg` unless they exist; return their folder. `workers=0` prepares
     in this process; otherwise with Ray Data (`workers` parallel tokenizer tasks, or as many as
-    the cluster holds when None) on the Ray cluster this process is connected to."""
+    the cluster holds when None) on the Ray cluster this process is connected to. `progress`
+    is told of each step (see Progress)."""
     folder = shard_dir(cfg)
     fs, root = open_root(folder)
     tokenizer_text = (_read_local_bytes(cfg.tokenizer).decode("utf-8")
@@ -89,13 +100,14 @@ def prepare_shards(cfg: DataConfig, *, workers: int | None = 0) -> str:
     fs.create_dir(root, recursive=True)
     try:
         if workers == 0:
-            keys, counts, tokens = _tokenize_local(stream, cfg.tokenizer)
-            results, validation, documents = _pack_local(keys, counts, tokens, cfg, folder)
+            keys, counts, tokens = _tokenize_local(stream, cfg, progress)
+            results, validation, documents = _pack_local(keys, counts, tokens, cfg, folder,
+                                                         progress)
         else:
             from quokka_ray.data.ray_prepare import prepare_with_ray
 
             results, validation, documents = prepare_with_ray(stream, cfg, folder, workers,
-                                                              tokenizer_text)
+                                                              tokenizer_text, progress)
     except BaseException:
         if not existed:  # leave nothing behind a failed preparation
             fs.delete_dir(root)
@@ -198,8 +210,8 @@ def write_shard(folder: str, name: str, sequences: np.ndarray) -> dict:
             "sha256": hashlib.sha256(np.ascontiguousarray(sequences).tobytes()).hexdigest()}
 
 
-def _tokenize_local(stream: DocumentStream, tokenizer_name: str):
-    tokenize = tokenizer_for_batches(tokenizer_name)
+def _tokenize_local(stream: DocumentStream, cfg: DataConfig, progress: Progress | None):
+    tokenize = tokenizer_for_batches(cfg.tokenizer)
     keys, counts, tokens, batch = [], [], [], []
 
     def flush() -> None:
@@ -208,6 +220,8 @@ def _tokenize_local(stream: DocumentStream, tokenizer_name: str):
         counts.append(out["n_tokens"])
         tokens.extend(out["tokens"])
         batch.clear()
+        if progress is not None:  # read and tokenized in one pass
+            progress(READING, stream.bytes, cfg.max_corpus_bytes)
 
     for text in stream:
         batch.append(text)
@@ -215,10 +229,13 @@ def _tokenize_local(stream: DocumentStream, tokenizer_name: str):
             flush()
     if batch:
         flush()
+    if progress is not None:  # the source may hold less than max_corpus_bytes
+        progress(READING, stream.bytes, stream.bytes)
     return np.concatenate(keys), np.concatenate(counts), tokens
 
 
-def _pack_local(keys, counts, tokens, cfg: DataConfig, folder: str):
+def _pack_local(keys, counts, tokens, cfg: DataConfig, folder: str,
+                progress: Progress | None = None):
     dtype = token_dtype(get_tokenizer(cfg.tokenizer).vocab_size)
     held_keys, n_shards = split_documents(keys, counts, cfg)
     held = np.isin(keys, held_keys)
@@ -233,6 +250,8 @@ def _pack_local(keys, counts, tokens, cfg: DataConfig, folder: str):
         if len(sequences):
             results.append({**write_shard(folder, f"train-{shard:05d}.parquet", sequences),
                             "documents": int(len(members))})
+        if progress is not None:
+            progress(PACKING, shard + 1, n_shards)
     documents = {"train": int(len(train)), "validation": int(held.sum()),
                  "tokens": int(counts.sum())}
     return results, validation, documents

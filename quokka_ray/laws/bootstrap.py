@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 #: Central coverage of the intervals every fitter reports.
 CONFIDENCE = 0.95
+
+#: Told (what, done, total) after each step of a long fit, for a progress bar: the fitters
+#: take one from their caller and know nothing of how it is shown.
+Progress = Callable[[str, int, int], None]
+
+
+def steps(total: int, progress: Progress | None, what: str) -> Iterator[int]:
+    """range(total), telling `progress` after each step."""
+    for i in range(total):
+        yield i
+        if progress is not None:
+            progress(what, i + 1, total)
 
 
 def percentile_intervals(

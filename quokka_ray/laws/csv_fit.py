@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .bootstrap import Progress
 from .data_constrained import fit_data_constrained
 from .errors import LawInputError
 from .isoflop import fit_isoflop
@@ -77,11 +78,11 @@ def _ci_text(intervals: dict, name: str, fmt: str = ".4g") -> str:
     return f"  95% CI [{lo:{fmt}}, {hi:{fmt}}]"
 
 
-def _fit_parametric(col, columns, n_bootstrap, seed):
+def _fit_parametric(col, columns, n_bootstrap, seed, progress=None):
     N, y = col("n"), col("loss")
     # D from tokens, or from compute as D = C / (6 N) when only a C column is named
     D = col("d") if "d" in columns or "c" not in columns else col("c") / (6.0 * N)
-    fit = fit_parametric(N, D, y, n_bootstrap=n_bootstrap, seed=seed)
+    fit = fit_parametric(N, D, y, n_bootstrap=n_bootstrap, seed=seed, progress=progress)
     lines = [
         f"{n} = {getattr(fit, n):.6g}{_ci_text(fit.intervals, n)}"
         for n in ("E", "A", "B", "alpha", "beta")
@@ -135,6 +136,7 @@ def fit_csv(
     n_bootstrap: int = 0,
     seed: int = 0,
     out_dir: Path | str | None = None,
+    progress: Progress | None = None,
 ) -> CsvFit:
     """Fit `law` (one of CSV_LAWS) to the runs in CSV file `path`.
 
@@ -143,6 +145,7 @@ def fit_csv(
     DEFAULT_COLUMNS. drop_highest leaves out that many runs of highest loss (Besiroglu et al.
     dropped 5). n_bootstrap replicates give 95% intervals (parametric, isoflop); seed seeds
     them and the starts. With out_dir, writes out_dir/fit.json and the law's plots.
+    progress: told of each step of the parametric fit (starts, replicates).
     Raises LawInputError for a missing file, column or law, or runs that do not fit.
     """
     path = Path(path)
@@ -163,7 +166,7 @@ def fit_csv(
         return _column(df, path, columns.get(role, DEFAULT_COLUMNS[role]))
 
     if law == "parametric":
-        fit, lines, plot = _fit_parametric(col, columns, n_bootstrap, seed)
+        fit, lines, plot = _fit_parametric(col, columns, n_bootstrap, seed, progress)
     elif law == "isoflop":
         fit, lines, plot = _fit_isoflop(col, n_bootstrap, seed)
     else:

@@ -26,7 +26,7 @@ from scipy.optimize import minimize
 from scipy.special import huber as scipy_huber
 from scipy.special import logsumexp
 
-from .bootstrap import CONFIDENCE, percentile_intervals, resample_indices
+from .bootstrap import CONFIDENCE, Progress, percentile_intervals, resample_indices, steps
 from .errors import LawInputError
 from .huber import DEFAULT_DELTA, huber, huber_derivative
 from .threads import single_threaded_blas
@@ -286,6 +286,7 @@ def fit_parametric(
     n_starts: int = 32,
     n_polish: int = 4,
     confidence: float = CONFIDENCE,
+    progress: Progress | None = None,
 ) -> ParametricFit:
     """Fit L = E + A/N^alpha + B/D^beta (N parameters, D tokens, loss nats/token).
 
@@ -294,16 +295,18 @@ def fit_parametric(
     `n_starts` best distinct ones; the `n_polish` best distinct optima are polished to machine
     precision and the best is returned. With n_bootstrap > 0, runs are resampled with
     replacement and refitted (warm-started from the estimate and the other optima found), and
-    `intervals` holds the central `confidence` percentile intervals.
+    `intervals` holds the central `confidence` percentile intervals. `progress` is told of each
+    start optimised and each replicate refitted.
     """
     n, d, y = _validate(N, D, loss)
     with single_threaded_blas():
         return _fit_parametric(
-            n, d, y, delta, n_bootstrap, seed, grid, n_starts, n_polish, confidence
+            n, d, y, delta, n_bootstrap, seed, grid, n_starts, n_polish, confidence, progress
         )
 
 
-def _fit_parametric(n, d, y, delta, n_bootstrap, seed, grid, n_starts, n_polish, confidence):
+def _fit_parametric(n, d, y, delta, n_bootstrap, seed, grid, n_starts, n_polish, confidence,
+                    progress=None):
     problem = _Problem(np.log(n), np.log(d), np.log(y), delta)
     starts = chinchilla_grid() if grid is None else np.atleast_2d(np.asarray(grid, float))
     scores = problem.values_raw(starts)
@@ -311,7 +314,8 @@ def _fit_parametric(n, d, y, delta, n_bootstrap, seed, grid, n_starts, n_polish,
     picked = _distinct(np.argsort(scores, kind="stable"), scores[:, None], n_starts, 1e-9)
     if not picked:
         raise LawInputError("parametric fit: the objective is not finite at any start")
-    optima = [problem.minimise(problem.to_centred(starts[i]), _SEARCH_OPTIONS) for i in picked]
+    optima = [problem.minimise(problem.to_centred(starts[picked[i]]), _SEARCH_OPTIONS)
+              for i in steps(len(picked), progress, "parametric fit, starts")]
     xs = np.array([x for x, _ in optima])
     fs = np.array([f for _, f in optima])
     best_distinct = _distinct(np.argsort(fs, kind="stable"), xs, n_polish, 1e-4)
@@ -324,14 +328,16 @@ def _fit_parametric(n, d, y, delta, n_bootstrap, seed, grid, n_starts, n_polish,
     # Warm starts for each refit: the estimate, then the other distinct optima (a resample can
     # move the global optimum into another basin).
     warm = [x_best] + [xs[i] for i in best_distinct if not np.allclose(xs[i], x_best)][:2]
-    samples = _bootstrap(problem, np.log(n), np.log(d), np.log(y), warm, n_bootstrap, seed)
+    samples = _bootstrap(problem, np.log(n), np.log(d), np.log(y), warm, n_bootstrap, seed,
+                         progress)
     return _with_intervals(fit, samples, confidence)
 
 
-def _bootstrap(problem, log_n, log_d, log_y, warm, n_bootstrap, seed) -> np.ndarray:
+def _bootstrap(problem, log_n, log_d, log_y, warm, n_bootstrap, seed, progress=None
+               ) -> np.ndarray:
     rng = np.random.default_rng(seed)
     rows = []
-    for _ in range(n_bootstrap):
+    for _ in steps(n_bootstrap, progress, "parametric fit, bootstrap replicates"):
         idx = resample_indices(log_n.size, rng)
         sub = _Problem(
             log_n[idx], log_d[idx], log_y[idx], problem.delta, problem.centre_n, problem.centre_d

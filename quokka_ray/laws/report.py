@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .bootstrap import Progress
 from .errors import LawInputError
 from .hyperparams import HYPERPARAMETERS, TransferComparison, compare_transfer
 from .isoflop import IsoFlopFit
@@ -177,6 +178,7 @@ def write_report(
     predictions: Sequence[LossPrediction] = (),
     propose: ProposalRequest | None = None,
     suggest: SuggestRequest | None = None,
+    progress: Progress | None = None,
 ) -> Report:
     """Fit what `runs` support, per objective, and write out_dir/report.md with PNG plots.
 
@@ -186,7 +188,8 @@ def write_report(
     (None: all). predictions: what a law predicted for these runs, set beside their actual
     loss at the top. propose: add each objective's proposed compute-optimal run for a budget
     (fits[label]["proposal"]); suggest: the runs that would most narrow the law's
-    extrapolation (fits[label]["suggestions"]). Raises LawInputError only when a required
+    extrapolation (fits[label]["suggestions"]). progress: told (what, done, total) of each
+    step of the long fits (the parametric law's starts and bootstrap replicates). Raises LawInputError only when a required
     column is missing, there is no run, or a law name is unknown.
     """
     missing = [c for c in REQUIRED_COLUMNS if c not in runs]
@@ -219,7 +222,7 @@ def write_report(
     skipped: dict[str, dict[str, str]] = {}
     kinds = {o.kind for o, _ in groups}
     for objective, df in groups:
-        k = ObjectiveSection(objective, df, out_dir, n_bootstrap, seed)
+        k = ObjectiveSection(objective, df, out_dir, n_bootstrap, seed, progress)
         k.plot_hyperparameters = kinds != {"ar", "dlm"}  # else the transfer plots show them
         data_section(k)
         for name in chosen:

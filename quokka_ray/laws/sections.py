@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .bootstrap import Progress
 from .budgets import budget_labels
 from .data_constrained import fit_data_constrained
 from .errors import LawInputError
@@ -40,13 +41,17 @@ class ObjectiveSection:
     """Accumulates one objective's report section: Markdown, summary lines, plots, fits."""
 
     def __init__(
-        self, objective: Objective, df: pd.DataFrame, out_dir: Path, n_bootstrap: int, seed: int
+        self, objective: Objective, df: pd.DataFrame, out_dir: Path, n_bootstrap: int, seed: int,
+        progress: Progress | None = None,
     ):
         self.objective, self.df, self.out_dir = objective, df, out_dir
         self.label = objective.label
         self.fresh = fresh_data_runs(df)
         self.best = best_per_allocation(self.fresh)
         self.n_bootstrap, self.seed = n_bootstrap, seed
+        #: Told of each step of a long fit, the objective's label before what is fitted.
+        self.progress: Progress | None = None if progress is None else (
+            lambda what, done, total: progress(f"{self.label}: {what}", done, total))
         #: Draw this objective's hyperparameter laws alone (False when a transfer plot has them).
         self.plot_hyperparameters = True
         self.md: list[str] = [
@@ -191,7 +196,8 @@ def parametric_section(k: ObjectiveSection) -> None:
         return
     n_boot = k.n_boot(int(ok.sum()))
     try:
-        fit = fit_parametric(N[ok], D[ok], y[ok], n_bootstrap=n_boot, seed=k.seed)
+        fit = fit_parametric(N[ok], D[ok], y[ok], n_bootstrap=n_boot, seed=k.seed,
+                             progress=k.progress)
     except SKIPPABLE as err:
         k.skip("parametric", str(err))
         return

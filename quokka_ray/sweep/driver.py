@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -81,9 +82,12 @@ def check_ray_address(address: str | None, timeout_s: float = 5.0) -> None:
 
 def run_experiment(experiment: Experiment, trials: list[TrialSpec], *,
                    tracking_uri: str | None = None, storage_path: str | None = None,
-                   address: str | None = None, file_settings: dict | None = None) -> SweepOutcome:
+                   address: str | None = None, file_settings: dict | None = None,
+                   progress: Callable[[str, int, int | None], None] | None = None
+                   ) -> SweepOutcome:
     """`file_settings`: what the experiment file was given with `--set` (defaults included),
-    stored with the plan so that a sweep continued with other settings is refused."""
+    stored with the plan so that a sweep continued with other settings is refused.
+    `progress`: told of each step of the data preparation (data.shards.Progress)."""
     storage = resolve_storage_path(storage_path or experiment.storage_path)
     uri = resolve_tracking(tracking_uri, experiment)
     data = with_root(experiment.data, storage)  # shards under the storage path unless named
@@ -102,7 +106,7 @@ def run_experiment(experiment: Experiment, trials: list[TrialSpec], *,
     if manifest is None:
         _start_ray(address)
         print(f"[quokka] preparing data shards in {shard_dir(data)} (Ray Data)", flush=True)
-        prepare_shards(data, workers=None)
+        prepare_shards(data, workers=None, progress=progress)
         manifest = read_manifest(data)
     corpus = corpus_from_manifest(manifest)
     check_corpus(experiment, trials, corpus)
@@ -155,10 +159,11 @@ def _start_ray(address: str | None) -> None:
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ray.init(address=address)
-    else:
-        start_local_ray()
+    context = ray.init(address=address) if address else start_local_ray()
+    # Ray's own notice of it is quiet by default (quokka_ray/commands/verbosity.py).
+    url = context.dashboard_url
+    if url:
+        print(f"[quokka] Ray dashboard: {url if '://' in url else 'http://' + url}", flush=True)
 
 
 #: Ray Train settings for a cluster private to this machine. Nothing preempts it, so Train's
@@ -169,11 +174,11 @@ LOCAL_TRAIN_ENV = {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
                    "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.5"}
 
 
-def start_local_ray(**init_args) -> None:
+def start_local_ray(**init_args):
     """A private Ray cluster on this machine, even when another one runs here. Its processes
     are told where its dashboard is: Ray Train's placement-group cleaner asks the State API,
     which would otherwise guess among every Ray cluster on the machine, fail, and leave a
-    stopped trial's workers' CPUs reserved for good."""
+    stopped trial's workers' CPUs reserved for good. Returns ray.init's context."""
     import ray
 
     with socket.socket() as probe:
@@ -185,5 +190,5 @@ def start_local_ray(**init_args) -> None:
         os.environ.setdefault(name, value)
     env = {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}
     env.update({name: os.environ[name] for name in LOCAL_TRAIN_ENV})
-    ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1",
-             dashboard_port=port, runtime_env={"env_vars": env}, **init_args)
+    return ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1",
+                    dashboard_port=port, runtime_env={"env_vars": env}, **init_args)

@@ -5,7 +5,6 @@ outcome of every trial (finished, stopped early, failed) recorded on its MLflow 
 from __future__ import annotations
 
 import os
-import time
 from functools import partial
 
 import ray
@@ -15,6 +14,7 @@ from ray.tune.schedulers import ASHAScheduler
 from quokka_ray.sweep.checks import asha_steps, ladders
 from quokka_ray.sweep.grid import TrialSpec
 from quokka_ray.sweep.ladder_trial import run_ladder_trial
+from quokka_ray.sweep.progress import SweepProgress
 from quokka_ray.sweep.spec import Experiment
 from quokka_ray.sweep.trial import RECORDED, SweepContext, resolve, run_trial
 from quokka_ray.tracking import MlflowStore
@@ -93,40 +93,6 @@ class TrialOutcomes(tune.Callback):
         except Exception as err:  # noqa: BLE001 - the sweep goes on without this record
             print(f"[quokka] {name}: could not record its outcome ({outcome}) in MLflow: "
                   f"{str(err).splitlines()[0][:200]}", flush=True)
-
-
-class SweepProgress:
-    """How far a sweep is: trials done, running and waiting, and the time left estimated from
-    the pace of the trials done since this driver started (its elapsed time per trial done,
-    times the trials left): a resumed sweep's earlier trials do not count towards the pace."""
-
-    def __init__(self, total: int, clock=time.monotonic):
-        self.total, self.clock = total, clock
-        self.reset()
-
-    def reset(self) -> None:
-        self.begun = self.clock()
-        self.done_before: int | None = None
-
-    def line(self, done: int, running: int) -> str:
-        if self.done_before is None:
-            self.done_before = done
-        elapsed = self.clock() - self.begun
-        done_here = done - self.done_before
-        waiting = max(0, self.total - done - running)
-        eta = ("time left unknown" if done_here <= 0 else
-               f"about {_duration(elapsed / done_here * (self.total - done))} left")
-        return (f"{_duration(elapsed)} | {done}/{self.total} done, {running} running, "
-                f"{waiting} waiting, {eta}")
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def default_concurrency(experiment: Experiment) -> int | None:
