@@ -9,4 +9,5 @@ packages so that `laws/`, `train/` and the rest take explicit parameters and nev
 - bench_train.py  `quokka bench train`: training tokens/s and MFU on this machine's device
 - data.py         `quokka data prepare | train-tokenizer` and `quokka bench data` flags, handlers
 - bench_data.py   `quokka bench data`: tokens/s of shard preparation and of the loader
+- bench_search.py `quokka bench search`: Optuna + ASHA against the full learning-rate grid
 """
