@@ -82,10 +82,10 @@ def test_gap_share_goal_and_table():
     assert not SeedResult(3, grid, sweep("none", [row("x", 1e-2, "stopped_early", 11, 3)])).met()
 
     lines = table(results).splitlines()
-    assert lines[2].split() == ["0", "3.0000", "0.01", "3.0200", "0.012", "+0.67%", "56,832",
+    assert lines[2].split() == ["0", "0", "3.0000", "0.01", "3.0200", "0.012", "+0.67%", "56,832",
                                 "27.8%", "1/1/0", "met"]
     assert lines[3].split()[-1] == "missed" and lines[4].split()[-1] == "missed"
-    assert "met at 1 of 3 seeds" in lines[-1] and "204,800" in lines[-1]
+    assert "met at 1 of 3 seeds" in lines[-1] and lines[-1].endswith("204,800 (seed 0)")
 
     settings = BenchSettings(seeds=[0, 1, 2], lr_range=(1e-3, 1e-1), grid_points=4,
                              search_trials=2, reduction_factor=3.0)
@@ -115,18 +115,23 @@ def test_log_spaced():
     assert all(b / a == pytest.approx(100 ** (1 / 11), rel=1e-3) for a, b in zip(values, values[1:], strict=False))
 
 
-def test_the_sweeps_train_the_study_points_model_and_tokens():
+@pytest.mark.parametrize("grid_per_seed", [False, True])
+def test_the_sweeps_train_the_study_points_model_and_tokens(grid_per_seed):
     experiment, trials = load_plan(TRANSFER)
     settings = BenchSettings(seeds=[0, 2], lr_range=(1e-3, 1e-1), grid_points=8,
-                             search_trials=10, reduction_factor=3.0, trial=trials[3].name)
+                             search_trials=10, reduction_factor=3.0, trial=trials[3].name,
+                             grid_per_seed=grid_per_seed)
     spec, plans, shape = plan_sweeps(TRANSFER, experiment, trials, settings)
     assert spec == trials[3]
     assert [p[0] for p in plans] == [0, 2]
+    assert (plans[1][1] is not None) == grid_per_seed  # the first seed always has its grid
     steps = round(spec.tokens / (spec.hyperparameters.batch_sequences * experiment.data.seq_len))
     assert shape["steps"] == steps and shape["eval_every"] == default_eval_every(steps, 3.0)
     assert shape["asha_grace"] == shape["eval_every"] and shape["asha_max_t"] == steps
-    for seed, (grid, grid_trials), (search, search_trials) in plans:
-        assert grid.name == f"transfer_ar_dlm-tiny-lrgrid-s{seed}" and grid.seed == seed
+    for seed, own_grid, (search, search_trials) in plans:
+        grid, grid_trials = own_grid or plans[0][1]
+        assert grid.name == f"transfer_ar_dlm-tiny-lrgrid-s{grid.seed}"
+        assert grid.seed == (seed if grid_per_seed else 0)
         assert search.name == f"transfer_ar_dlm-tiny-optuna-s{seed}" and search.seed == seed
         assert sorted(t.hyperparameters.lr for t in grid_trials) == shape["grid_lrs"]
         for t in grid_trials + search_trials:

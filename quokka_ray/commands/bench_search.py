@@ -1,18 +1,18 @@
 """`quokka bench search`: what Optuna with ASHA costs, and what it finds, against the full grid.
 
 One study point of an experiment (one trial of its plan: objective, model, tokens and every
-hyperparameter but the peak learning rate) is swept twice per seed through the path of
-`quokka run` (Ray Tune, Ray Train, MLflow in a SQLite store in a scratch folder):
+hyperparameter but the peak learning rate) is swept through the path of `quokka run` (Ray
+Tune, Ray Train, MLflow in a SQLite store in a scratch folder), each sweep under its own
+experiment name:
 
 - the grid: the learning rate at `grid_points` log-spaced values of a range, every run to the
-  end;
-- the search: Optuna's TPE (seeded) over the same range, log-uniform, with a budget of trials,
-  ASHA stopping the runs it ranks low at the evaluation steps it compares.
+  end, at the first seed (or at every seed);
+- per seed, the search: Optuna's TPE (seeded) over the same range, log-uniform, with a budget
+  of trials, ASHA stopping the runs it ranks low at the evaluation steps it compares.
 
-The experiment's seed is also the seed of the sampler, of the initial weights, of the data order
-and of the diffusion noise, so each seed runs its own grid and its own search (each under its
-own experiment name): the search is measured against the grid that trained the same noise.
-The best loss of each is the lowest final validation loss of a run that trained to its end;
+The experiment's seed is also the seed of the initial weights, the data order and the
+diffusion noise, so a search at another seed than the grid's trains other noise;
+`grid_per_seed` runs a grid at each seed to measure each search against its own. The best loss of each is the lowest final validation loss of a run that trained to its end;
 the training tokens are those the runs' MLflow records hold (the `tokens` metric of the last
 step each run logged, an ASHA-stopped run's included), never those of the plan."""
 
@@ -166,6 +166,9 @@ class BenchSettings:
     """None: default_eval_every of the study point's steps."""
     trial: str | None = None
     """The study point: a trial of the experiment's plan (None: its first)."""
+    grid_per_seed: bool = False
+    """Run the grid at every seed (each search is then measured against the grid that trained
+    with its seed), not at the first seed alone."""
 
     def __post_init__(self) -> None:
         low, high = self.lr_range
@@ -234,8 +237,9 @@ def checked_point(path: str, experiment, spec):
 
 
 def plan_sweeps(path: str, experiment, trials, settings: BenchSettings):
-    """[(seed, (grid experiment, its trials), (search experiment, its trials))] and the
-    evaluation interval, with every check of `quokka run` made before anything starts."""
+    """[(seed, (grid experiment, its trials) or None, (search experiment, its trials))] (a
+    grid at the first seed, or at every seed) and the shape of the sweeps, with every check of
+    `quokka run` made before anything starts."""
     from ray import tune
 
     from quokka_ray.sweep import Search
@@ -257,8 +261,9 @@ def plan_sweeps(path: str, experiment, trials, settings: BenchSettings):
         optuna = point_experiment(experiment, spec, name=f"{experiment.name}-optuna-s{seed}",
                                   seed=seed, lr=tune.loguniform(low, high), search=search,
                                   eval_every=every)
-        optuna_trials = checked_point(path, optuna, spec)
-        plans.append((seed, (grid, checked_point(path, grid, spec)), (optuna, optuna_trials)))
+        own_grid = settings.grid_per_seed or seed == settings.seeds[0]
+        plans.append((seed, (grid, checked_point(path, grid, spec)) if own_grid else None,
+                      (optuna, checked_point(path, optuna, spec))))
     grace, max_t = asha_steps(plans[0][2][0], plans[0][2][1])
     return spec, plans, {"eval_every": every, "steps": steps, "grid_lrs": grid_lrs,
                          "asha_grace": grace, "asha_max_t": max_t,
@@ -287,9 +292,10 @@ def run_benchmark(spec, plans, shape: dict, settings: BenchSettings, file_settin
     searched = {"bench.study_point": spec.name, "bench.search_trials": settings.search_trials,
                 "bench.reduction_factor": settings.reduction_factor}
     try:
-        for _, (grid, grid_trials), (search, search_trials) in plans:
-            run_experiment(grid, grid_trials, tracking_uri=uri, storage_path=storage,
-                           file_settings={**file_settings, "bench.study_point": spec.name})
+        for _, grid, (search, search_trials) in plans:
+            if grid is not None:
+                run_experiment(*grid, tracking_uri=uri, storage_path=storage,
+                               file_settings={**file_settings, "bench.study_point": spec.name})
             run_experiment(search, search_trials, tracking_uri=uri, storage_path=storage,
                            file_settings={**file_settings, **searched})
     finally:
@@ -298,12 +304,14 @@ def run_benchmark(spec, plans, shape: dict, settings: BenchSettings, file_settin
         ray.shutdown()
     store = MlflowStore(uri)
 
-    def record(derived, seed: int) -> SweepRecord:
+    def record(derived) -> SweepRecord:
         table = store.trial_runs(derived.name)
-        return SweepRecord(derived.name, seed, run_records(table.to_dict("records")))
+        return SweepRecord(derived.name, derived.seed, run_records(table.to_dict("records")))
 
-    results = [SeedResult(seed, record(grid[0], seed), record(search[0], seed))
-               for seed, grid, search in plans]
+    grids = {seed: record(grid[0]) for seed, grid, _ in plans if grid is not None}
+    first = grids[plans[0][0]]
+    results = [SeedResult(seed, grids.get(seed, first), record(search[0]))
+               for seed, _, search in plans]
     return bench_record(spec.name, settings, shape, results, uri)
 
 
@@ -313,7 +321,7 @@ def bench_record(point: str, settings: BenchSettings, shape: dict, results: list
 
     def sweep(record: SweepRecord) -> dict:
         best = record.best
-        return {"experiment": record.experiment, "tokens": record.tokens,
+        return {"experiment": record.experiment, "seed": record.seed, "tokens": record.tokens,
                 "best_val_loss": best.val_loss if best else None,
                 "best_lr": best.lr if best else None, "outcomes": record.outcomes(),
                 "stopped_at_steps": {str(k): v for k, v in record.stopped_at().items()},
@@ -331,7 +339,7 @@ def bench_record(point: str, settings: BenchSettings, shape: dict, results: list
 def table(results: list[SeedResult]) -> str:
     """One line per seed: the grid's best and the search's, the gap, the search's tokens as a
     share of the grid's, its runs by outcome, and whether it met the goal."""
-    header = (f"{'seed':>4} {'grid best':>10} {'at lr':>8} {'search best':>11} {'at lr':>8} "
+    header = (f"{'seed':>4} {'grid seed':>9} {'grid best':>10} {'at lr':>8} {'search best':>11} {'at lr':>8} "
               f"{'gap':>7} {'search tokens':>13} {'of grid':>8} {'runs f/s/x':>10}  goal")
     lines = [header, "-" * len(header)]
     for r in results:
@@ -340,15 +348,19 @@ def table(results: list[SeedResult]) -> str:
         runs = (f"{counts.get('finished', 0)}/{counts.get('stopped_early', 0)}/"
                 f"{len(r.search.runs) - counts.get('finished', 0) - counts.get('stopped_early', 0)}")
         lines.append(
-            f"{r.seed:>4} {_loss(g):>10} {_lr(g):>8} {_loss(s):>11} {_lr(s):>8} "
+            f"{r.seed:>4} {r.grid.seed:>9} {_loss(g):>10} {_lr(g):>8} {_loss(s):>11} {_lr(s):>8} "
             f"{'-' if r.gap is None else f'{r.gap:+.2%}':>7} {r.search.tokens:>13,} "
             f"{r.token_share:>8.1%} {runs:>10}  {'met' if r.met() else 'missed'}")
     met = sum(r.met() for r in results)
     lines.append(f"goal (best val loss within {GOAL_GAP:.0%} of the grid's, at most "
                  f"{GOAL_TOKEN_SHARE:.0%} of its training tokens): met at {met} of "
-                 f"{len(results)} seeds; grid tokens per seed: "
-                 f"{', '.join(f'{r.grid.tokens:,}' for r in results)}")
+                 f"{len(results)} seeds; grid tokens: "
+                 f"{', '.join(f'{g.tokens:,} (seed {g.seed})' for g in _grids(results))}")
     return "\n".join(lines)
+
+
+def _grids(results: list[SeedResult]) -> list[SweepRecord]:
+    return list({r.grid.experiment: r.grid for r in results}.values())
 
 
 def _loss(run: RunRecord | None) -> str:
@@ -361,11 +373,11 @@ def _lr(run: RunRecord | None) -> str:
 
 def results_from_record(record: dict) -> list[SeedResult]:
     """The SeedResults of a benchmark's JSON (to print its table again)."""
-    def sweep(data: dict, seed: int) -> SweepRecord:
-        return SweepRecord(data["experiment"], seed, [RunRecord(**r) for r in data["runs"]])
+    def sweep(data: dict) -> SweepRecord:
+        return SweepRecord(data["experiment"], data["seed"],
+                           [RunRecord(**r) for r in data["runs"]])
 
-    return [SeedResult(s["seed"], sweep(s["grid"], s["seed"]), sweep(s["search"], s["seed"]))
-            for s in record["seeds"]]
+    return [SeedResult(s["seed"], sweep(s["grid"]), sweep(s["search"])) for s in record["seeds"]]
 
 
 def add_bench_search_parser(benches) -> None:
@@ -393,6 +405,10 @@ def add_bench_search_parser(benches) -> None:
     bench.add_argument("--eval-every", type=int, default=None,
                        help="steps between evaluations, ASHA's grace period and rung spacing "
                        "(default: the run's steps / reduction_factor^2)")
+    bench.add_argument("--grid-per-seed", action="store_true",
+                       help="run the grid at every seed, not at the first alone: the seed also "
+                       "sets the initial weights, data order and noise, so each search is then "
+                       "measured against a grid that trained with its seed")
     bench.add_argument("--scratch", help="folder of the MLflow store, checkpoints, Tune state "
                        "and data shards (default: a new temporary folder)")
     bench.add_argument("--json", dest="json_path",
@@ -412,7 +428,7 @@ def bench_search_command(args: argparse.Namespace) -> int:
     settings = BenchSettings(seeds=list(range(args.seeds)), lr_range=tuple(args.lr_range),
                              grid_points=args.grid_points, search_trials=args.search_trials,
                              reduction_factor=args.reduction_factor, eval_every=args.eval_every,
-                             trial=args.trial)
+                             trial=args.trial, grid_per_seed=args.grid_per_seed)
     spec, plans, shape = plan_sweeps(args.experiment_file, experiment, trials, settings)
     scratch = Path(args.scratch or tempfile.mkdtemp(prefix="quokka-bench-search-"))
     record = run_benchmark(spec, plans, shape, settings, file_settings, scratch)
