@@ -112,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks: law fitting, training, data throughput")
     benches = bench.add_subparsers(required=True, metavar="WHAT")
     add_bench_data_parser(benches)
+    from quokka_ray.commands.bench_search import add_bench_search_parser
+
+    add_bench_search_parser(benches)  # quokka bench search: Optuna + ASHA against the grid
     laws = benches.add_parser("laws", help="law-fit timings on the reference data")
     laws.add_argument("--quick", action="store_true", help="no reference search, 100 refits")
     laws.add_argument("--workers", type=int, default=1, help="processes for the reference search")

@@ -11,4 +11,5 @@ packages so that `laws/`, `train/` and the rest take explicit parameters and nev
 - bench_data.py   `quokka bench data`: tokens/s of shard preparation and of the loader
 - verbosity.py    -v: which library notices the driver log leaves out by default, and why
 - progress.py     the progress bar of a long step (shard preparation, a law's bootstrap)
+- bench_search.py `quokka bench search`: Optuna + ASHA against the full learning-rate grid
 """
