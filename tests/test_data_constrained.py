@@ -15,7 +15,7 @@ EXPERIMENT = EXPERIMENTS / "tiny_data_constrained.py"
 BATCH_TOKENS = 8 * 32
 
 
-@pytest.mark.slow
+@pytest.mark.cluster  # about 2 minutes of Ray sweeps: make test-cluster
 def test_a_ladder_trains_each_stable_phase_once(ray_session, tmp_path, data_cache, monkeypatch,
                                                 capsys):
     monkeypatch.setenv("QUOKKA_TEST_CACHE", str(data_cache))
