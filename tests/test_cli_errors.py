@@ -3,6 +3,7 @@ a non-zero exit, no traceback."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -59,3 +60,20 @@ def test_plan_json_lists_budget_flops():
         assert row["kind"] == "dlm"
         assert abs(row["flops"] - row["budget_flops"]) <= 0.02 * row["budget_flops"]
         assert row["flops"] == 6 * row["non_embedding_params"] * row["tokens"]
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--steps", "0"], "--steps"),
+    (["--seq-len", "-4"], "--seq-len"),
+    (["--attention", "flash_attn"], "--attention"),
+])
+def test_bad_bench_train_options_are_one_line(argv, fragment):
+    if "flash_attn" in argv and importlib.util.find_spec("flash_attn"):
+        pytest.skip("flash-attn is installed here")
+    done = subprocess.run([sys.executable, "-m", "quokka_ray.cli", "bench", "train",
+                           "--non-embedding-params", "20000", "--seq-len", "32", *argv],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in done.stderr, done.stderr
+    assert "device" not in done.stdout  # nothing was trained

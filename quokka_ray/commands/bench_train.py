@@ -5,15 +5,17 @@ be switched off to measure what it brings."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.distributed as dist
 
+from quokka_ray.config import require
 from quokka_ray.diffusion import ObjectiveConfig, draw_noise, per_sequence_loss
 from quokka_ray.model import (
     Transformer,
@@ -49,6 +51,16 @@ class TrainBenchSettings:
     activation_checkpointing: bool = False
     attention: AttentionKernel = "auto"
 
+    def __post_init__(self) -> None:
+        for flag, value in (("--non-embedding-params", self.non_embedding_params),
+                            ("--seq-len", self.seq_len), ("--steps", self.steps),
+                            ("--batch-sequences", self.batch_sequences),
+                            ("--vocab-size", self.vocab_size)):
+            require(value >= 1, f"quokka bench train {flag}", value, "at least 1")
+        require(self.attention != "flash_attn" or importlib.util.find_spec("flash_attn"),
+                "quokka bench train --attention", self.attention,
+                "an installed kernel (flash_attn needs pip install 'quokka-ray[gpu]')")
+
 
 def run_train_benchmark(settings: TrainBenchSettings, as_json: bool = False) -> dict:
     device = (torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available()
@@ -60,8 +72,6 @@ def run_train_benchmark(settings: TrainBenchSettings, as_json: bool = False) -> 
     cfg = size_model(settings.non_embedding_params, settings.vocab_size, seq_len,
                      causal=kind == "ar")
     if settings.attention == "flash_attn":
-        from dataclasses import replace
-
         cfg = replace(cfg, attention_backend="flash_attn")
     performance = PerformanceConfig(compile=settings.compile,
                                     activation_checkpointing=settings.activation_checkpointing,

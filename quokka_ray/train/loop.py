@@ -166,14 +166,12 @@ def train(
             evaluating = save or bool(every and state.step % every == 0)
             if not (evaluating or state.step % cfg.log_every_steps == 0):
                 continue
-            drained = len(pending)
-            for logged in _drain(pending, names, batch_sequences):
-                # The host runs ahead of the device between reads: the time per step is the
-                # time since the last read over the steps read (_drain has waited for them).
-                if drained:
-                    seconds, drained = (time.perf_counter() - window_start) / drained, 0
+            read_back = list(_drain(pending, names, batch_sequences))  # waits for the device
+            # The host runs ahead of the device between reads: the time per step is the time
+            # since the last read over the steps read.
+            tokens_per_s = cfg.batch_tokens * len(read_back) / (time.perf_counter() - window_start)
+            for logged in read_back:
                 state.loss_history.append(logged.pop("train_loss_value"))
-                tokens_per_s = cfg.batch_tokens / seconds
                 executed = (cfg.batch_tokens * (flops_tok - head_flops_tok)
                             + logged.pop("output_positions") * head_flops_tok)
                 logged.update(tokens_per_s=tokens_per_s, tokens=logged["step"] * cfg.batch_tokens,
