@@ -165,9 +165,6 @@ CASES = {
     "bpb_without_bytes": ("experiment = make(data=DataConfig(tokenizer='gpt2', cache_dir=CACHE), "
                           "search=Search(metric='val_bpb'))", "Search.metric"),
     # what Optuna and ASHA need
-    "optuna_several_points": ("experiment = make(study=ISO, hyperparameters=Hyperparameters("
-                              "lr=tune.loguniform(1e-4, 1e-2)), search=Search(algorithm='optuna'))",
-                              "Search.algorithm"),
     "optuna_no_space": ("experiment = make(search=Search(algorithm='optuna'))", "Search.algorithm"),
     "optuna_with_grid": ("experiment = make(hyperparameters=Hyperparameters(lr=tune.grid_search("
                          "[1e-3, 1e-2])), search=Search(algorithm='optuna'))", "Search.algorithm"),

@@ -35,6 +35,9 @@ QUIETED: dict[str, tuple[int, str]] = {
     # migrations behind them, once per new SQLite store.
     "mlflow.store.db.utils": (logging.WARNING, "database set-up"),
     "alembic": (logging.WARNING, "database migrations"),
+    # "A new study created in memory with name: optuna", once per study point's search: the
+    # driver names each trial it starts.
+    "optuna": (logging.WARNING, "study set-up"),
 }
 
 

@@ -35,11 +35,6 @@ def check_plan(experiment: Experiment, trials: list[TrialSpec]) -> None:
         if not random:
             raise ConfigError("Search.algorithm: 'optuna' needs a random search space in "
                               "Hyperparameters (tune.loguniform, tune.uniform, tune.choice)")
-        if len(trials) != 1:
-            raise ConfigError(
-                f"Search.algorithm: 'optuna' drives one search over one trial point, and this "
-                f"plan has {len(trials)} (study points x objectives): put one point per "
-                "experiment file, or use algorithm='grid'")
     if search.num_samples > 1 and not random:
         raise ConfigError(f"Search.num_samples: {search.num_samples} samples of no random search "
                           "space would train each trial that many times over")

@@ -9,11 +9,11 @@ from functools import partial
 
 import ray
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
 
 from quokka_ray.sweep.checks import asha_steps, ladders
-from quokka_ray.sweep.grid import TrialSpec
+from quokka_ray.sweep.grid import TrialSpec, steps_range
 from quokka_ray.sweep.ladder_trial import run_ladder_trial
+from quokka_ray.sweep.per_point import PerPointASHA, PerPointSearch, study_point
 from quokka_ray.sweep.progress import SweepProgress
 from quokka_ray.sweep.spec import Experiment
 from quokka_ray.sweep.trial import RECORDED, SweepContext, resolve, run_trial
@@ -125,15 +125,21 @@ def run_sweep(experiment: Experiment, trials: list[TrialSpec], context: SweepCon
             param_space["hp"] = random
     search_alg = None
     if search.algorithm == "optuna":
-        from ray.tune.search.optuna import OptunaSearch
-
-        search_alg = OptunaSearch(metric=search.metric, mode=search.mode, seed=experiment.seed)
-        param_space["trial"] = trials[0].name
+        # One search per study point; the searcher names each trial's point itself.
+        search_alg = PerPointSearch([t.name for t in trials], search.num_samples,
+                                    search.metric, search.mode, experiment.seed)
+        del param_space["trial"]
     scheduler = None
     if search.scheduler == "asha":
-        grace, max_t = asha_steps(experiment, trials)
-        scheduler = ASHAScheduler(time_attr="step", grace_period=grace, max_t=max_t,
-                                  reduction_factor=search.reduction_factor)
+        grace, _ = asha_steps(experiment, trials)
+        point_of_trial = {t.name: study_point(t) for t in trials}
+        steps_of_point: dict = {}
+        for spec in trials:
+            point = point_of_trial[spec.name]
+            steps_of_point[point] = max(steps_of_point.get(point, 0),
+                                        steps_range([spec], experiment)[1])
+        scheduler = PerPointASHA(point_of_trial, steps_of_point, grace,
+                                 search.reduction_factor, search.metric, search.mode)
     # The trial's own process only waits on its TorchTrainer, whose workers hold the CPUs; a
     # bundle of no CPU is refused as empty, so it asks for a token megabyte of memory.
     trainable = tune.with_resources(partial(run, context=context),
@@ -159,7 +165,9 @@ def run_sweep(experiment: Experiment, trials: list[TrialSpec], context: SweepCon
             trainable,
             param_space=param_space,
             tune_config=tune.TuneConfig(
-                metric=search.metric, mode=search.mode, num_samples=search.num_samples,
+                metric=search.metric, mode=search.mode,
+                # With Optuna, the searcher hands out every point's trials.
+                num_samples=tune_trials if search_alg else search.num_samples,
                 search_alg=search_alg, scheduler=scheduler,
                 max_concurrent_trials=default_concurrency(experiment),
                 trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
