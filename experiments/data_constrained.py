@@ -7,7 +7,8 @@ Quokka's eq. 14 and Muennighoff's effective-data law on the runs' final validati
 
 Two scales, chosen with `--set scale=...`:
 
-- `tiny` (the default), sized for 2 CPU cores (two budgets, two sizes: 16 runs in 4 ladders);
+- `tiny` (the default), sized for 2 CPU cores (two unique-token budgets, two sizes, 1, 2 and 4 epochs: 12 runs in 4
+  ladders);
   at this scale the fitted coefficients illustrate the method, not the science.
 - `paper`: the unique-token budgets of Quokka's Figure 4 (10M to 139M), five of its model sizes
   (14M to 2.79B) and 1 to 256 epochs, on FineWeb-Edu with the GPT-2 tokenizer, sequences of
@@ -43,9 +44,9 @@ def make_experiment(scale: Literal["tiny", "paper"] = "tiny") -> Experiment:
         return Experiment(
             name=name,
             study=DataConstrainedStudy(
-                unique_tokens=[20_480, 81_920],  # 80 and 320 steps of 8 x 32 tokens per epoch
+                unique_tokens=[10_240, 20_480],  # 40 and 80 steps of 8 x 32 tokens per epoch
                 model_sizes=[3_000, 12_700],
-                epochs=[1, 2, 4, 8],
+                epochs=[1, 2, 4],
             ),
             objectives=[objective],
             hyperparameters=Hyperparameters(lr=1e-2, batch_sequences=8, lr_schedule="wsd",

@@ -5,7 +5,7 @@ warmup-stable-decay ladder, so the many-epoch run and the one-epoch run share th
 phase, and weight decay, a grid value, gives each setting its own ladder. Two scales, chosen
 with `--set scale=...`:
 
-- `tiny` (the default): one 12.7k-parameter model on 20,480 unique byte tokens of the Python
+- `tiny` (the default): one 12.7k-parameter model on 10,240 unique byte tokens of the Python
   standard library's source, 1 and 16 epochs, weight decay 0.1 and 0: 4 runs in 2 ladders for
   2 CPU cores.
 - `paper`: 1 and 96 epochs of 139M unique tokens (the largest budget of Quokka's Figure 4)
@@ -40,8 +40,8 @@ def make_experiment(scale: Literal["tiny", "paper"] = "tiny") -> Experiment:
     if scale == "tiny":
         return Experiment(
             name=name,
-            # 80 steps of 8 x 32 tokens per epoch.
-            study=DataConstrainedStudy(unique_tokens=[20_480], model_sizes=[12_700],
+            # 40 steps of 8 x 32 tokens per epoch.
+            study=DataConstrainedStudy(unique_tokens=[10_240], model_sizes=[12_700],
                                        epochs=[1, 16]),
             objectives=[objective],
             hyperparameters=Hyperparameters(lr=1e-2, weight_decay=tune.grid_search([0.1, 0.0]),

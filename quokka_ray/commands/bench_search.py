@@ -247,9 +247,10 @@ def plan_sweeps(path: str, experiment, trials, settings: BenchSettings):
     from quokka_ray.sweep.grid import train_config
 
     spec = study_point(experiment, trials, settings.trial)
-    steps = train_config(spec, experiment).total_steps
-    every = settings.eval_every or default_eval_every(steps, settings.reduction_factor)
     low, high = settings.lr_range
+    # The point's length does not depend on its learning rate, which may be searched.
+    steps = train_config(spec, experiment, {"lr": low} if spec.searched else None).total_steps
+    every = settings.eval_every or default_eval_every(steps, settings.reduction_factor)
     grid_lrs = log_spaced(low, high, settings.grid_points)
     search = Search(algorithm="optuna", num_samples=settings.search_trials, metric="val_loss",
                     scheduler="asha", reduction_factor=settings.reduction_factor)

@@ -110,6 +110,11 @@ def plan_trials(experiment: Experiment) -> list[TrialSpec]:
             if budget is not None and tokens is not None and not _fits_budget(
                     experiment.study, n, tokens, budget, hyper, experiment.data.seq_len):
                 continue
+            # A batch searched at random rounds the tokens at run time; the size still has to
+            # suit the budget.
+            if budget is not None and tokens is None and not _in_tokens_per_param(
+                    experiment.study, n, wanted):
+                continue
             trials.append(_trial(experiment, objective, model, n, tokens, int(wanted), budget,
                                  hyper, unique))
         _check_budgets(experiment, trials, objective)
@@ -177,11 +182,16 @@ def _round_tokens(tokens: float, hyper: Hyperparameters, seq_len: int) -> int | 
 def _fits_budget(study: IsoFlopStudy, n: int, tokens: int, budget: float,
                  hyper: Hyperparameters, seq_len: int) -> bool:
     steps = tokens // (hyper.batch_sequences * seq_len)
-    if study.tokens_per_param is not None:
-        low, high = study.tokens_per_param
-        if not low * n <= tokens <= high * n:
-            return False
+    if not _in_tokens_per_param(study, n, tokens):
+        return False
     return steps >= study.min_steps and abs(6 * n * tokens - budget) <= study.budget_tolerance * budget
+
+
+def _in_tokens_per_param(study: IsoFlopStudy, n: int, tokens: float) -> bool:
+    if study.tokens_per_param is None:
+        return True
+    low, high = study.tokens_per_param
+    return low * n <= tokens <= high * n
 
 
 def _check_budgets(experiment: Experiment, trials: list[TrialSpec], objective) -> None:
