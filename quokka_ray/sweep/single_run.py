@@ -69,6 +69,7 @@ def train_run(cfg: TrainConfig, *, workers: int | tuple[int, int], use_gpu: bool
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    from quokka_ray.train.process_group import ProcessGroupConfig
     from quokka_ray.train.ray_worker import train_loop_per_worker
     from quokka_ray.train.tracker import JsonLinesTracker
 
@@ -87,6 +88,7 @@ def train_run(cfg: TrainConfig, *, workers: int | tuple[int, int], use_gpu: bool
             scaling_config=ScalingConfig(num_workers=workers, use_gpu=use_gpu,
                                          resources_per_worker={"CPU": cpus_per_worker},
                                          elastic_resize_monitor_interval_s=resize_check_s),
+            torch_config=ProcessGroupConfig(),
             run_config=RunConfig(name=f"{name}-{time.strftime('%Y%m%d-%H%M%S')}",
                                  storage_path=storage_path,
                                  failure_config=FailureConfig(max_failures=max_failures)))

@@ -33,6 +33,7 @@ from quokka_ray.sweep.identity import canonical, digest
 from quokka_ray.sweep.spec import Experiment
 from quokka_ray.tracking import MlflowRunTracker, MlflowStore
 from quokka_ray.train.config import TrainConfig
+from quokka_ray.train.process_group import ProcessGroupConfig
 from quokka_ray.train.ray_worker import train_loop_per_worker
 from quokka_ray.train.tracker import TrackerFactory
 
@@ -185,6 +186,7 @@ def trainer(train: TrainConfig, name: str, run_id: str, context: SweepContext, *
         scaling_config=ScalingConfig(num_workers=resources.workers_per_trial,
                                      use_gpu=resources.use_gpu,
                                      resources_per_worker={"CPU": resources.cpus_per_worker}),
+        torch_config=ProcessGroupConfig(),
         run_config=RunConfig(
             name=name, storage_path=f"{context.storage_path}/train",
             failure_config=FailureConfig(max_failures=resources.max_failures),
