@@ -31,6 +31,15 @@ def _steady_step_seconds(rows: list[dict], batch_tokens: int) -> float:
     return statistics.median(batch_tokens / r["tokens_per_s"] for r in steps[WARMUP_STEPS:])
 
 
+def _plain_run(cfg: TrainConfig) -> list[dict]:
+    """The logged rows of `cfg` trained in this process, without Ray."""
+    with tempfile.TemporaryDirectory() as folder:
+        log = Path(folder) / "plain.jsonl"
+        train(cfg, rank=0, world_size=1, device=torch.device("cpu"),
+              report=lambda metrics, checkpoint: None, tracker=JsonLinesTracker(str(log)))
+        return [json.loads(line) for line in log.read_text().splitlines()]
+
+
 def _ray_train_run(cfg: TrainConfig, storage_path: str) -> tuple[list[dict], float]:
     """The logged rows of one Ray Train run of `cfg`, and the seconds from fit() to the start
     of its first training step."""
@@ -81,24 +90,27 @@ def run_ray_train_benchmark(cfg: TrainConfig, storage_path: str,
 
     cfg = replace(cfg, checkpoint_every_steps=cfg.total_steps, log_every_steps=1)
     prepare_shards(cfg.data)
-    with tempfile.TemporaryDirectory() as folder:
-        log = Path(folder) / "plain.jsonl"
-        train(cfg, rank=0, world_size=1, device=torch.device("cpu"),
-              report=lambda metrics, checkpoint: None, tracker=JsonLinesTracker(str(log)))
-        plain_rows = [json.loads(line) for line in log.read_text().splitlines()]
+    # Plain, Ray Train, plain, Ray Train: the machine's speed drifts by more than 5% over a
+    # minute on small machines, and alternating puts the same drift into both means.
+    plain_steps = [_steady_step_seconds(_plain_run(cfg), cfg.batch_tokens)]
     start_local_ray()
     ray_rows, first_startup = _ray_train_run(cfg, storage_path)
+    ray_steps = [_steady_step_seconds(ray_rows, cfg.batch_tokens)]
+    plain_steps.append(_steady_step_seconds(_plain_run(cfg), cfg.batch_tokens))
+    ray_steps.append(_steady_step_seconds(_ray_train_run(cfg, storage_path)[0],
+                                          cfg.batch_tokens))
     short = replace(cfg, total_steps=STARTUP_STEPS, checkpoint_every_steps=STARTUP_STEPS)
     later = [_ray_train_run(short, storage_path)[1] for _ in range(startup_runs)]
     trials = _tune_trial_startups(short, storage_path, startup_runs)
-    plain = _steady_step_seconds(plain_rows, cfg.batch_tokens)
-    under_ray = _steady_step_seconds(ray_rows, cfg.batch_tokens)
+    plain, under_ray = statistics.mean(plain_steps), statistics.mean(ray_steps)
     result = {"plain_step_s": plain, "ray_train_step_s": under_ray,
               "ratio": plain / under_ray, "first_startup_s": first_startup,
               "later_startup_s": statistics.median(later),
               "tune_trial_startup_s": statistics.median(trials)}
-    print(f"steady-state step: plain loop {plain * 1e3:.2f} ms, under Ray Train "
-          f"{under_ray * 1e3:.2f} ms (plain / Ray Train = {plain / under_ray:.3f})\n"
+    print(f"steady-state step, mean of two runs each, alternated: plain loop {plain * 1e3:.2f} "
+          f"ms ({', '.join(f'{s * 1e3:.2f}' for s in plain_steps)}), under Ray Train "
+          f"{under_ray * 1e3:.2f} ms ({', '.join(f'{s * 1e3:.2f}' for s in ray_steps)}); "
+          f"plain / Ray Train = {plain / under_ray:.3f}\n"
           f"from fit() to the start of the first training step, Ray already running: "
           f"{first_startup:.1f} s for the first run after Ray started, "
           f"{result['later_startup_s']:.1f} s (median of {startup_runs}) for the runs after it "

@@ -1,4 +1,6 @@
-"""One trial for the elastic test: checkpoints often, long enough to grow from 1 to 2 workers."""
+"""One trial for the elastic test: checkpoints often, and trains long enough (600 steps, about
+20 s after its first checkpoint on 2 busy cores) for Train's controller to see a node that
+joins after that checkpoint and grow from 1 to 2 workers; at 240 steps the run could end first."""
 
 import os
 
@@ -12,7 +14,7 @@ from quokka_ray.sweep import (
 )
 
 experiment = Experiment(
-    study=FixedStudy(model_sizes=[55_000], tokens=[8 * 32 * 240]),
+    study=FixedStudy(model_sizes=[55_000], tokens=[8 * 32 * 600]),
     # A gentle learning rate: 1 and 2 workers round differently, and a steep one amplifies it.
     hyperparameters=Hyperparameters(lr=1e-3, batch_sequences=8),
     data=DataConfig(seq_len=32, max_corpus_bytes=200_000, validation_sequences=16,
