@@ -1,7 +1,7 @@
 """The paper's study files at their tiny scale, end to end through Ray Tune, Ray Train and
 MLflow, as a user runs them: `quokka run FILE`, then `quokka fit FILE`. Each Ray Train run
 costs about 13 CPU-seconds of process start-up and imports whatever it trains, and the three
-files train 30 runs (8 trials, 16 and 6 ladder runs): about 10 minutes on 2 cores, so they run
+files train 30 runs (8 trials, 16 and 6 ladder runs): about 7.5 minutes on 2 cores, so they run
 in `make test-cluster`."""
 
 from __future__ import annotations
