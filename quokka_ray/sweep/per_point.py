@@ -13,7 +13,8 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import Searcher
 from ray.tune.search.optuna import OptunaSearch
 
-from quokka_ray.sweep.grid import TrialSpec
+from quokka_ray.sweep.grid import TrialSpec, steps_range
+from quokka_ray.sweep.spec import Experiment
 
 
 def study_point(spec: TrialSpec) -> Hashable:
@@ -22,7 +23,20 @@ def study_point(spec: TrialSpec) -> Hashable:
     return spec.objective, spec.non_embedding_params, spec.target_tokens, spec.unique_tokens
 
 
-class PerPointSearch(Searcher):
+class _SavesItsState:
+    """Tune saves a sweep's searcher and scheduler with the sweep, and restores them when it
+    resumes: their whole state, each point's included."""
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.__dict__, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
+
+
+class PerPointSearch(_SavesItsState, Searcher):
     """One seeded Optuna TPE search per study point, `samples_per_point` trials each. Tune
     asks for trials one at a time; they go to the point with the fewest so far, so each
     point's sampler has seen its earlier trials' results before it samples again."""
@@ -64,16 +78,8 @@ class PerPointSearch(Searcher):
         if trial_id in self._owner:
             self._searchers[self._owner[trial_id]].on_trial_complete(trial_id, result, error)
 
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.__dict__, f)
 
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
-
-
-class PerPointASHA(FIFOScheduler):
+class PerPointASHA(_SavesItsState, FIFOScheduler):
     """ASHA run separately for each study point: its rungs start at `grace_steps` and end at
     the point's own last step, and a trial is only ever compared with its point's others."""
 
@@ -87,6 +93,17 @@ class PerPointASHA(FIFOScheduler):
                                  grace_period=grace_steps, max_t=max_t,
                                  reduction_factor=reduction_factor)
             for point, max_t in steps_of_point.items()}
+
+    @classmethod
+    def for_plan(cls, experiment: Experiment, trials: list[TrialSpec], grace_steps: int):
+        """One ASHA per study point of the plan, each ending at its point's longest run."""
+        points: dict[Hashable, list[TrialSpec]] = {}
+        for spec in trials:
+            points.setdefault(study_point(spec), []).append(spec)
+        search = experiment.search
+        return cls({spec.name: point for point, specs in points.items() for spec in specs},
+                   {point: steps_range(specs, experiment)[1] for point, specs in points.items()},
+                   grace_steps, search.reduction_factor, search.metric, search.mode)
 
     def _scheduler(self, trial) -> ASHAScheduler:
         return self._schedulers[self._point_of_trial[trial.config["trial"]]]
@@ -112,12 +129,4 @@ class PerPointASHA(FIFOScheduler):
     def debug_string(self) -> str:
         stopped = sum(s._num_stopped for s in self._schedulers.values())
         return f"ASHA per study point ({len(self._schedulers)} points): {stopped} stopped"
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.__dict__, f)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as f:
-            self.__dict__.update(pickle.load(f))
 

@@ -11,9 +11,9 @@ import ray
 from ray import tune
 
 from quokka_ray.sweep.checks import asha_steps, ladders
-from quokka_ray.sweep.grid import TrialSpec, steps_range
+from quokka_ray.sweep.grid import TrialSpec
 from quokka_ray.sweep.ladder_trial import run_ladder_trial
-from quokka_ray.sweep.per_point import PerPointASHA, PerPointSearch, study_point
+from quokka_ray.sweep.per_point import PerPointASHA, PerPointSearch
 from quokka_ray.sweep.progress import SweepProgress
 from quokka_ray.sweep.spec import Experiment
 from quokka_ray.sweep.trial import RECORDED, SweepContext, resolve, run_trial
@@ -132,14 +132,7 @@ def run_sweep(experiment: Experiment, trials: list[TrialSpec], context: SweepCon
     scheduler = None
     if search.scheduler == "asha":
         grace, _ = asha_steps(experiment, trials)
-        point_of_trial = {t.name: study_point(t) for t in trials}
-        steps_of_point: dict = {}
-        for spec in trials:
-            point = point_of_trial[spec.name]
-            steps_of_point[point] = max(steps_of_point.get(point, 0),
-                                        steps_range([spec], experiment)[1])
-        scheduler = PerPointASHA(point_of_trial, steps_of_point, grace,
-                                 search.reduction_factor, search.metric, search.mode)
+        scheduler = PerPointASHA.for_plan(experiment, trials, grace)
     # The trial's own process only waits on its TorchTrainer, whose workers hold the CPUs; a
     # bundle of no CPU is refused as empty, so it asks for a token megabyte of memory.
     trainable = tune.with_resources(partial(run, context=context),

@@ -1,8 +1,8 @@
-"""The torch process group of a Ray Train run, set up as Ray's own `TorchConfig` does it, but
-from a module that does not import torch. Train's controller unpickles the run's backend
-config: with `TorchConfig` that means importing torch (about 2 CPU-seconds) in a process that
-never uses it, on the path of every run's start. Here torch is imported only by the workers,
-inside the functions they run."""
+"""The torch process group of a Ray Train run, set up by Ray's own torch functions, but from a
+module that does not import torch. Train's controller unpickles the run's backend config: with
+`TorchConfig` that means importing torch (about 2 CPU-seconds) in a process that never uses
+it, on the path of every run's start. Here the functions the workers run import Ray's torch
+module (and torch) on the workers only."""
 
 from __future__ import annotations
 
@@ -44,24 +44,21 @@ class ProcessGroupConfig(BackendConfig):
 
 
 class _CudaDevice:
-    """Around the training function, as Ray's torch context: the worker's GPU is the current
-    CUDA device."""
+    """Around the training function, Ray's torch context (the worker's GPU is the current CUDA
+    device), imported on the worker."""
 
     def __enter__(self):
-        import torch
+        from ray.train.torch.config import TorchConfigContextManager
 
-        if torch.cuda.is_available():
-            from ray.train.torch import get_device
-
-            device = get_device()
-            if device.type == "cuda":
-                torch.cuda.set_device(device)
+        TorchConfigContextManager().__enter__()
 
     def __exit__(self, *exc):
         return False
 
 
 class ProcessGroupBackend(Backend):
+    """Ray's torch backend, step for step, each step run on the workers by Ray's own function."""
+
     share_cuda_visible_devices: bool = True
 
     def on_start(self, worker_group, backend_config: ProcessGroupConfig) -> None:
@@ -87,38 +84,24 @@ class ProcessGroupBackend(Backend):
                            SHUTDOWN_TIMEOUT_S)
 
 
-def _set_distributed_env(address: str, port: int) -> None:
-    """torchrun's variables, which init_process_group('env://') and FSDP read."""
-    from ray.train.torch import get_device
+# Run on the workers: each imports Ray's torch functions (and torch) there, not here.
 
-    context = ray.train.get_context()
-    os.environ.update({
-        "MASTER_ADDR": address, "MASTER_PORT": str(port),
-        "RANK": str(context.get_world_rank()), "WORLD_SIZE": str(context.get_world_size()),
-        "LOCAL_RANK": str(context.get_local_rank()),
-        "LOCAL_WORLD_SIZE": str(context.get_local_world_size()),
-        "NODE_RANK": str(context.get_node_rank()),
-        "ACCELERATE_TORCH_DEVICE": str(get_device()),
-    })
+def _set_distributed_env(address: str, port: int) -> None:
+    """MASTER_ADDR and MASTER_PORT, then torchrun's other variables as Ray sets them."""
+    from ray.train.torch.config import _set_torch_distributed_env_vars
+
+    os.environ.update({"MASTER_ADDR": address, "MASTER_PORT": str(port)})
+    _set_torch_distributed_env_vars()
 
 
 def _init_process_group(backend: str, world_rank: int, world_size: int, timeout_s: int) -> None:
-    from datetime import timedelta
+    from ray.train.torch.config import _setup_torch_process_group
 
-    import torch.distributed as dist
-
-    if backend == "nccl":
-        # A collective that hangs raises after the timeout instead of blocking for ever.
-        os.environ.setdefault("TORCH_NCCL_ASYNC_ERROR_HANDLING", "1")
-    dist.init_process_group(backend=backend, init_method="env://", rank=world_rank,
-                            world_size=world_size, timeout=timedelta(seconds=timeout_s))
+    _setup_torch_process_group(backend=backend, world_rank=world_rank, world_size=world_size,
+                               init_method="env://", timeout_s=timeout_s)
 
 
 def _shut_down(destroy: bool) -> None:
-    import torch
-    import torch.distributed as dist
+    from ray.train.torch.config import _shutdown_torch
 
-    if destroy and dist.is_initialized():
-        dist.destroy_process_group()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    _shutdown_torch(destroy_process_group=destroy)
