@@ -598,6 +598,13 @@ class MlflowRunTracker:
                                    f"were not delivered to {self.tracking_uri} in "
                                    f"{timeout_s:.0f} s")
 
+    def end(self, outcome: str) -> None:
+        """Deliver everything logged, then end the run: FINISHED for 'finished', FAILED
+        otherwise, with the outcome tagged."""
+        self.close()
+        MlflowStore(self.tracking_uri).end_run(
+            self.run_id, "FINISHED" if outcome == "finished" else "FAILED", outcome=outcome)
+
     def _raise_error(self) -> None:
         if self._error is not None:
             raise RuntimeError(f"MLflow run {self.run_id}: its metrics could not be delivered "

@@ -87,20 +87,36 @@ class LadderResult:
 
 
 def run_ladder(plan: Ladder, *, storage_path: str, name: str, workers: int = 1,
-               use_gpu: bool = False, cpus_per_worker: float = 1.0) -> LadderResult:
-    """Train the stable phase once under Ray Train, then each branch from its checkpoint."""
-    from quokka_ray.sweep.single_run import train_run
+               use_gpu: bool = False, cpus_per_worker: float = 1.0,
+               max_failures: int = 2) -> LadderResult:
+    """Train the ladder as a sweep does, as one Ray Train run (the stable phase, then each
+    decay from its checkpoint), each run's steps logged to a file instead of MLflow."""
+    import tempfile
+    from functools import partial
+    from pathlib import Path
 
-    run = dict(workers=workers, use_gpu=use_gpu, cpus_per_worker=cpus_per_worker,
-               storage_path=storage_path)
-    stable = train_run(plan.stable, name=f"{name}-stable", **run)
-    branch_rows = []
-    for branch in plan.branches:
-        point = plan.branch_point(branch)
-        start = stable.checkpoints.get(point) if point > 0 else None
-        if point > 0 and start is None:
-            raise RuntimeError(f"{name}: the stable phase kept no checkpoint at step {point} "
-                               f"(it kept {sorted(stable.checkpoints)})")
-        branch_rows.append(train_run(branch, name=f"{name}-{branch.total_steps}",
-                                     start_from=start, **run).rows)
-    return LadderResult(stable.rows, branch_rows)
+    from quokka_ray.sweep.ladder_trial import ladder_checkpoints
+    from quokka_ray.sweep.single_run import fit_under_ray_train, read_rows, stamped
+    from quokka_ray.train.ladder_worker import (
+        STABLE,
+        Phase,
+        decay_name,
+        train_ladder_per_worker,
+    )
+    from quokka_ray.train.tracker import JsonLinesTracker
+
+    run_name = stamped(name)
+    with tempfile.TemporaryDirectory(prefix="quokka-ladder-") as folder:
+        files = [Path(folder) / f"{i}.jsonl" for i in range(len(plan.branches) + 1)]
+        phases = [Phase(STABLE, plan.stable, 0, partial(JsonLinesTracker, str(files[0])))]
+        phases += [Phase(decay_name(b.total_steps), b, plan.branch_point(b),
+                         partial(JsonLinesTracker, str(file)))
+                   for b, file in zip(plan.branches, files[1:], strict=True)]
+        fit_under_ray_train(
+            train_ladder_per_worker,
+            {"phases": phases, "run_folder": f"{storage_path}/{run_name}"},
+            data=plan.stable.data, workers=workers, use_gpu=use_gpu,
+            cpus_per_worker=cpus_per_worker, storage_path=storage_path, run_name=run_name,
+            max_failures=max_failures, checkpoints=ladder_checkpoints(plan))
+        rows = [read_rows(file) for file in files]
+    return LadderResult(rows[0], rows[1:])

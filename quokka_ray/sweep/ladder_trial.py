@@ -1,18 +1,35 @@
-"""One Tune trial of a data-constrained study: a warmup-stable-decay ladder. Its stable phase
-is one MLflow run (role 'stable') and one Ray Train run, checkpointed at every branch point;
-each decay is its own MLflow run (role 'trial', a point of the law) and Ray Train run, started
-from the stable phase's checkpoint. Each run records the tokens it trained itself
-(`tokens_trained`), so that a ladder's cost can be read from MLflow.
+"""One Tune trial of a study of warmup-stable-decay ladders: one ladder, trained as one Ray Train
+run (quokka_ray.train.ladder_worker): its stable phase, checkpointed at every branch point, then
+each decay from the stable phase's checkpoint. The stable phase is one MLflow run (role
+'stable'); each decay is its own MLflow run (role 'trial', a point of the law) with the stable
+run it branched from. Each run records the tokens it trained itself (`tokens_trained`), so that
+a ladder's cost can be read from MLflow.
 
-The ladder records its own runs' outcomes (the driver's TrialOutcomes sees one Tune trial per
-ladder); a ladder started again skips the decays that already finished."""
+A ladder records its own runs' outcomes as each ends (the driver's TrialOutcomes sees one Tune
+trial per ladder); a ladder started again trains only the runs that had not finished, resuming
+its Ray Train run from its latest checkpoint."""
 
 from __future__ import annotations
 
+from ray.train import CheckpointConfig
+
 from quokka_ray.sweep.checks import ladders
-from quokka_ray.sweep.ladder import ladder_of
-from quokka_ray.sweep.trial import SweepContext, open_trial_run, trainer
+from quokka_ray.sweep.ladder import Ladder, ladder_of
+from quokka_ray.sweep.trial import (
+    SweepContext,
+    mlflow_tracker,
+    open_trial_run,
+    torch_trainer,
+    train_folder,
+)
 from quokka_ray.tracking import MlflowStore
+from quokka_ray.train.ladder_worker import (
+    CHECKPOINT_RANK,
+    STABLE,
+    Phase,
+    decay_name,
+    train_ladder_per_worker,
+)
 
 STABLE_SUFFIX = "-stable"
 
@@ -24,41 +41,46 @@ def run_ladder_trial(config: dict, context: SweepContext) -> None:
     plan = ladder_of(context.experiment, specs)
     store = MlflowStore(context.tracking_uri)
     experiment = context.experiment.name
-    todo = [(spec, branch) for spec, branch in zip(specs, plan.branches, strict=True)
-            if store.finished_trial_run(experiment, spec.name) is None]
-    if not todo:
+    finished = {spec.name for spec in specs
+                if store.finished_trial_run(experiment, spec.name) is not None}
+    if len(finished) == len(specs):
         return
     stable_name = key + STABLE_SUFFIX
-    # A ladder started again finds its finished stable phase's checkpoints where its Ray Train
-    # run left them: the run resumes at its last step and trains nothing.
     stable_id = store.finished_trial_run(experiment, stable_name)
-    done = stable_id is not None
-    if not done:
+    opened: list[str] = []
+    if stable_id is None:
         stable_id = open_trial_run(specs[-1], plan.stable, stable_name, context, role="stable",
                                    extra_params=_trained(plan.stable, 0))
-    stable = _fit(store, stable_id, trainer(plan.stable, stable_name, stable_id, context,
-                                            keep_checkpoints=None), end=not done)
-    checkpoints = {int(m["step"]): c for c, m in stable.best_checkpoints}
-    for spec, branch in todo:
+        opened.append(stable_id)
+    phases = [Phase(STABLE, plan.stable, 0,
+                    mlflow_tracker(stable_id, context) if opened else None)]
+    for spec, branch in zip(specs, plan.branches, strict=True):
         point = plan.branch_point(branch)
-        run_id = open_trial_run(spec, branch, spec.name, context, extra_params={
-            **_trained(branch, point), "stable_run_id": stable_id, "ladder": key})
-        _fit(store, run_id, trainer(branch, spec.name, run_id, context,
-                                    start_from=checkpoints.get(point) if point else None))
-
-
-def _fit(store: MlflowStore, run_id: str, train, end: bool = True):
-    """Fit one Ray Train run of the ladder and record how its MLflow run ended."""
+        run_id = None
+        if spec.name not in finished:
+            run_id = open_trial_run(spec, branch, spec.name, context, extra_params={
+                **_trained(branch, point), "stable_run_id": stable_id, "ladder": key})
+            opened.append(run_id)
+        phases.append(Phase(decay_name(branch.total_steps), branch, point,
+                            mlflow_tracker(run_id, context) if run_id else None))
+    trainer = torch_trainer(
+        train_ladder_per_worker, {"phases": phases, "run_folder": train_folder(key, context)},
+        key, context, ladder_checkpoints(plan))
     try:
-        result = train.fit()
-    except BaseException:
-        store.end_run(run_id, "FAILED", outcome="failed")
-        raise
-    if end:
-        diverged = (result.metrics or {}).get("diverged")
-        store.end_run(run_id, "FAILED" if diverged else "FINISHED",
-                      outcome="diverged" if diverged else "finished")
-    return result
+        trainer.fit()
+    finally:
+        # A run the workers did not end (the Train run failed, or was stopped) failed.
+        for run_id in opened:
+            if store.client.get_run(run_id).info.status == "RUNNING":
+                store.end_run(run_id, "FAILED", outcome="failed")
+
+
+def ladder_checkpoints(plan: Ladder) -> CheckpointConfig:
+    """Every branch point of the stable phase (each decay starts from one) and the latest two
+    checkpoints besides."""
+    return CheckpointConfig(num_to_keep=len(plan.stable.checkpoint_at_steps) + 2,
+                            checkpoint_score_attribute=CHECKPOINT_RANK,
+                            checkpoint_score_order="max")
 
 
 def _trained(cfg, first_step: int) -> dict[str, object]:

@@ -16,7 +16,6 @@ from dataclasses import asdict, dataclass
 import pyarrow.fs as pafs
 from ray import tune
 from ray.train import (
-    Checkpoint,
     CheckpointConfig,
     FailureConfig,
     LoggingConfig,
@@ -170,19 +169,33 @@ def open_trial_run(spec: TrialSpec, train: TrainConfig, name: str, context: Swee
     return run_id
 
 
-def trainer(train: TrainConfig, name: str, run_id: str, context: SweepContext, *,
-            start_from: Checkpoint | None = None, keep_checkpoints: int | None = 2) -> TorchTrainer:
+def trainer(train: TrainConfig, name: str, run_id: str, context: SweepContext) -> TorchTrainer:
     """The Ray Train run of one MLflow run: named after it, so that a run started again
-    resumes from its last checkpoint; `start_from` another run's checkpoint (a branch)."""
+    resumes from its last checkpoint."""
+    return torch_trainer(train_loop_per_worker, {
+        "train": train, "tracker_factory": mlflow_tracker(run_id, context)}, name, context,
+        CheckpointConfig(num_to_keep=2))
+
+
+def mlflow_tracker(run_id: str, context: SweepContext) -> TrackerFactory:
+    return TrackerFactory("quokka_ray.tracking", MlflowRunTracker.__name__,
+                          (context.tracking_uri, run_id))
+
+
+def train_folder(name: str, context: SweepContext) -> str:
+    """Where the Ray Train run `name` keeps its checkpoints."""
+    return f"{context.storage_path}/train/{name}"
+
+
+def torch_trainer(loop, loop_config: dict, name: str, context: SweepContext,
+                  checkpoints: CheckpointConfig) -> TorchTrainer:
+    """A Ray Train run of the sweep, named `name`, whose workers run `loop(loop_config)`."""
     resources = context.experiment.resources
     allow_slow_worker_start()
-    set_aside_if_unreadable(f"{context.storage_path}/train/{name}")
+    set_aside_if_unreadable(train_folder(name, context))
     return TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={"train": train, "start_from": start_from,
-                           "tracker_factory": TrackerFactory(
-                               "quokka_ray.tracking", MlflowRunTracker.__name__,
-                               (context.tracking_uri, run_id))},
+        loop,
+        train_loop_config=loop_config,
         scaling_config=ScalingConfig(num_workers=resources.workers_per_trial,
                                      use_gpu=resources.use_gpu,
                                      resources_per_worker={"CPU": resources.cpus_per_worker}),
@@ -190,7 +203,7 @@ def trainer(train: TrainConfig, name: str, run_id: str, context: SweepContext, *
         run_config=RunConfig(
             name=name, storage_path=f"{context.storage_path}/train",
             failure_config=FailureConfig(max_failures=resources.max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=keep_checkpoints),
+            checkpoint_config=checkpoints,
             callbacks=[TuneReportCallback()],
             # Train's own INFO lines (one per report) would drown the sweep's progress lines.
             logging_config=LoggingConfig(log_level="WARNING")),

@@ -15,16 +15,15 @@ from quokka_ray.train.tracker import NullTracker, Tracker
 
 def train_loop_per_worker(loop_config: dict) -> None:
     """`loop_config`: {"train": TrainConfig, "tracker_factory": callable returning a Tracker,
-    or None, "start_from": a ray.train.Checkpoint to start from, or None}. The tracker is made
-    on rank 0 only. A run restarted by Ray resumes from its own last checkpoint; a new run
-    starts from "start_from" (a branch of another run) if given, else from scratch."""
+    or None}. The tracker is made on rank 0 only. A run restarted by Ray resumes from its own
+    last checkpoint."""
     # Imported here, not with the module: Ray Train's controller unpickles this function and
     # would otherwise import torch and the whole loop for nothing (seconds per trial).
     import ray.train.torch
 
     from quokka_ray.train.loop import Diverged, train
 
-    _quiet_per_report_lines()
+    quiet_per_report_lines()
     cfg: TrainConfig = loop_config["train"]
     tracker_factory: Callable[[], Tracker] | None = loop_config.get("tracker_factory")
     context = ray.train.get_context()
@@ -40,7 +39,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     run = partial(train, cfg, rank=rank, world_size=context.get_world_size(),
                   device=ray.train.torch.get_device(), report=report, tracker=tracker)
     try:
-        resume = ray.train.get_checkpoint() or loop_config.get("start_from")
+        resume = ray.train.get_checkpoint()
         if resume is None:
             run()
         else:
@@ -65,7 +64,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     tracker.close()
 
 
-def _quiet_per_report_lines() -> None:
+def quiet_per_report_lines() -> None:
     """Ray Train's workers log a line per report at INFO through a logger named after its
     file, which Train's LoggingConfig does not reach: the driver's log would repeat every
     report of every worker. QUOKKA_VERBOSE=1 keeps them."""

@@ -22,6 +22,11 @@ class Tracker(Protocol):
     def close(self, timeout_s: float | None = None) -> None:
         """Deliver what was logged, waiting up to timeout_s (a default of its own if None)."""
 
+    def end(self, outcome: str) -> None:
+        """Deliver what was logged and record how the run ended: 'finished' or 'diverged'.
+        Called by trainers that know the outcome themselves (a ladder's phases); a sweep's
+        driver records the outcome of its other trials."""
+
 
 class NullTracker:
     """What ranks other than 0 (and runs without tracking) record: nothing."""
@@ -36,6 +41,9 @@ class NullTracker:
         pass
 
     def close(self, timeout_s: float | None = None) -> None:
+        pass
+
+    def end(self, outcome: str) -> None:
         pass
 
 
@@ -58,6 +66,9 @@ class JsonLinesTracker:
         pass
 
     def close(self, timeout_s: float | None = None) -> None:
+        pass
+
+    def end(self, outcome: str) -> None:
         pass
 
 
