@@ -206,7 +206,7 @@ def _corpus(experiment, trials, path: str):
 def _plan(args) -> int:
     from quokka_ray.commands.cost_args import gpu_rate, max_gpu_hours
     from quokka_ray.sweep.checks import unique_tokens
-    from quokka_ray.sweep.costs import format_gpu_hours, plan_cost
+    from quokka_ray.sweep.costs import GpuRate, format_gpu_hours, plan_cost
 
     rate, limit = gpu_rate(args), max_gpu_hours(args)
     experiment, trials, file_settings = _load(args.experiment_file, args.set)
@@ -230,15 +230,14 @@ def _plan(args) -> int:
         "gpu_hours": rate.gpu_hours(c.flops) if rate else None,
         "lr": _show(t.hyperparameters.lr), "weight_decay": _show(t.hyperparameters.weight_decay),
         "batch_sequences": _show(t.hyperparameters.batch_sequences),
-        "searched": list(t.searched), "settings": t.settings,
+        "searched": list(t.searched), "settings": t.settings, "runs": cost.runs_of[t.name],
     } for t, c in zip(trials, cost.trials, strict=True)]
     stable = [{"name": c.name, "exact_flops": c.flops,
                "gpu_hours": rate.gpu_hours(c.flops) if rate else None}
               for c in cost.stable_phases]
     total_hours = rate.gpu_hours(cost.flops) if rate else None
     if args.json:
-        totals = {"trials": len(trials), "runs_per_trial": cost.runs_per_trial,
-                  "runs": cost.runs, "exact_flops": cost.flops, "upper_bound": cost.upper_bound,
+        totals = {"trials": len(trials), "runs": cost.runs, "exact_flops": cost.flops, "upper_bound": cost.upper_bound,
                   "gpu": rate.gpu if rate else None,
                   "peak_flops": rate.peak_flops if rate else None,
                   "mfu": rate.mfu if rate else None, "gpu_hours": total_hours,
@@ -249,7 +248,7 @@ def _plan(args) -> int:
     given = " ".join(f"{k}={v}" for k, v in file_settings.items())
     print(f"experiment {experiment.name!r}" + (f" ({given})" if given else "")
           + f": {len(trials)} trials"
-          + (f" x {experiment.search.num_samples} samples of {', '.join(trials[0].searched)}"
+          + (f" x {_runs_range(cost)} samples of {', '.join(trials[0].searched)}"
              if trials and trials[0].searched else ""))
     header = (f"{'name':<36} {'kind':<4} {'N':>13} {'L x d':>7} {'D tokens':>10} {'epochs':>6} "
               f"{'C=6ND':>9} {'budget':>9} {'exact FLOPs':>11} {'lr':>8} {'batch':>5}"
@@ -274,9 +273,15 @@ def _plan(args) -> int:
     if rate:
         print(f"total GPU-hours on {rate.describe()}: {most}{format_gpu_hours(total_hours)}"
               + (f" (limit {limit:g})" if limit else ""))
-    if cost.runs_per_trial > 1:  # the table shows one run of each trial
+    budget = experiment.search.gpu_budget
+    if budget is not None:
+        print(f"the totals count {cost.runs} runs: each study point's search runs as many trials "
+              f"as {budget.hours_per_point:g} GPU-hours pay for at full length on "
+              f"{GpuRate(budget.gpu, budget.mfu).describe()} (Search.gpu_budget): "
+              f"{_runs_range(cost)} per point")
+    elif cost.runs > len(trials):  # the table shows one run of each trial
         print(f"the totals count {cost.runs} runs: Tune runs each of the {len(trials)} trial(s) "
-              f"{cost.runs_per_trial} times (Search.num_samples)")
+              f"{experiment.search.num_samples} times (Search.num_samples)")
     if cost.early_stopping:
         print("ASHA may stop runs early: the totals are what the plan costs if none is stopped")
     _print_ladders(experiment, trials)
@@ -289,6 +294,12 @@ def _plan(args) -> int:
               f"{', '.join(f'{u:,}' for u in uniques)}; the most epochs of any trial: "
               f"{max((r['epochs'] or 0) for r in rows):.3g}")
     return 0
+
+
+def _runs_range(cost) -> str:
+    """Runs per trial: '12', or '3-12' where a GPU-hour budget gives points their own."""
+    low, high = min(cost.runs_of.values()), max(cost.runs_of.values())
+    return str(low) if low == high else f"{low}-{high}"
 
 
 def _print_ladders(experiment, trials) -> None:

@@ -13,7 +13,7 @@ import os
 from ray import tune
 from quokka_ray.sweep import (DataConfig, DataConstrainedStudy, EvaluationConfig, Experiment,
                               FixedStudy, Hyperparameters, IsoFlopStudy, ObjectiveConfig,
-                              Resources, Search)
+                              GpuBudget, Resources, Search)
 CACHE = os.environ["QUOKKA_TEST_CACHE"]
 FIXED = FixedStudy(model_sizes=[12_000], tokens=[32 * 32 * 20])
 ISO = IsoFlopStudy(budgets_flops=[2e9, 6e9], model_sizes=[12_000, 55_000, 100_000], min_steps=3,
@@ -168,6 +168,17 @@ CASES = {
     "optuna_no_space": ("experiment = make(search=Search(algorithm='optuna'))", "Search.algorithm"),
     "optuna_with_grid": ("experiment = make(hyperparameters=Hyperparameters(lr=tune.grid_search("
                          "[1e-3, 1e-2])), search=Search(algorithm='optuna'))", "Search.algorithm"),
+    "gpu_budget_with_grid": ("experiment = make(search=Search(gpu_budget=GpuBudget(10.0)))",
+                             "Search.gpu_budget"),
+    "gpu_budget_and_samples": ("experiment = make(hyperparameters=Hyperparameters(lr=tune."
+                               "loguniform(1e-3, 1e-2)), search=Search(algorithm='optuna', "
+                               "num_samples=4, gpu_budget=GpuBudget(10.0)))", "Search.num_samples"),
+    "gpu_budget_unknown_gpu": ("experiment = make(search=Search(algorithm='optuna', "
+                               "gpu_budget=GpuBudget(10.0, gpu='h1000')))", "GpuBudget.gpu"),
+    "gpu_budget_zero_hours": ("experiment = make(search=Search(algorithm='optuna', "
+                              "gpu_budget=GpuBudget(0.0)))", "GpuBudget.hours_per_point"),
+    "gpu_budget_mfu": ("experiment = make(search=Search(algorithm='optuna', "
+                       "gpu_budget=GpuBudget(10.0, mfu=1.5)))", "GpuBudget.mfu"),
     "samples_without_space": ("experiment = make(search=Search(num_samples=3))",
                               "Search.num_samples"),
     "asha_without_eval": ("experiment = make(search=Search(scheduler='asha'))",

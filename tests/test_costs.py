@@ -58,7 +58,8 @@ def test_plan_prices_each_trial_and_the_total_is_their_sum(cache, capsys):
     totals = plan["totals"]
     assert totals["gpu"] == "h100" and totals["mfu"] == MFU
     assert totals["peak_flops"] == H100_PEAK_FLOPS
-    assert totals["runs"] == 6 and totals["runs_per_trial"] == 1 and not totals["upper_bound"]
+    assert totals["runs"] == 6 and not totals["upper_bound"]
+    assert all(r["runs"] == 1 for r in plan["trials"])
     assert totals["exact_flops"] == pytest.approx(sum(r["exact_flops"] for r in rows), rel=1e-12)
     assert totals["gpu_hours"] == pytest.approx(sum(r["gpu_hours"] for r in rows), rel=1e-12)
 
@@ -90,11 +91,39 @@ def test_optuna_totals_count_every_sample(cache, capsys):
     assert main(["plan", str(EXPERIMENTS / "tiny_optuna.py"), "--json", "--gpu", "h100"]) == 0
     plan = json.loads(capsys.readouterr().out)
     (row,) = plan["trials"]
-    samples = plan["totals"]["runs_per_trial"]
+    samples = row["runs"]
     assert samples > 1 and plan["totals"]["runs"] == samples
     assert plan["totals"]["gpu_hours"] == pytest.approx(row["gpu_hours"] * samples)
     assert main(["plan", str(EXPERIMENTS / "tiny_optuna.py"), "--gpu", "h100"]) == 0
     assert f"the totals count {samples} runs" in capsys.readouterr().out
+
+
+def test_a_gpu_hour_budget_gives_each_point_the_trials_it_pays_for(cache, capsys, tmp_path):
+    """Search.gpu_budget instead of num_samples: at each study point as many full-length
+    trials as the hours pay for at the stated GPU and MFU, priced as `quokka plan` prices them."""
+    source = (REPO / "experiments" / "transfer_ar_dlm.py").read_text()
+    assert main(["plan", str(REPO / "experiments" / "transfer_ar_dlm.py"), "--set",
+                 "scale=paper", "--json", "--gpu", "a100", "--mfu", "0.3"]) == 0
+    rows = json.loads(capsys.readouterr().out)["trials"]
+    one_trial = {r["name"]: r["gpu_hours"] for r in rows}
+    budget = 2.5 * min(one_trial.values())
+    path = tmp_path / "transfer_budget.py"
+    path.write_text(source.replace(
+        "search=Search(algorithm=\"optuna\", num_samples=12),",
+        f"search=Search(algorithm=\"optuna\", gpu_budget=GpuBudget({budget!r}, 'a100', 0.3)),"
+    ).replace("    EvaluationConfig,\n", "    EvaluationConfig,\n    GpuBudget,\n"))
+    assert main(["plan", str(path), "--set", "scale=paper", "--json", "--gpu", "a100",
+                 "--mfu", "0.3"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    expected = {name: max(1, int(budget / hours)) for name, hours in one_trial.items()}
+    assert {r["name"]: r["runs"] for r in plan["trials"]} == expected
+    assert expected[min(one_trial, key=one_trial.get)] == 2 and min(expected.values()) == 1
+    assert plan["totals"]["runs"] == sum(expected.values())
+    assert plan["totals"]["gpu_hours"] == pytest.approx(
+        sum(one_trial[name] * runs for name, runs in expected.items()))
+    assert main(["plan", str(path), "--set", "scale=paper"]) == 0
+    assert (f"{plan['totals']['runs']} runs: each study point's search runs as many trials as "
+            f"{budget:g} GPU-hours pay for") in capsys.readouterr().out
 
 
 def test_a_ladder_trains_its_stable_phase_once_and_each_decay(cache, capsys):

@@ -2,7 +2,9 @@
 run twice: the second run resumes the stored sweep and re-runs nothing, and the fit counts
 each trial once. On the same sweep, the loop closed: the fit proposes the compute-optimal
 run of a larger budget, the proposal trains, and its fit sets the predicted final loss beside
-the actual one."""
+the actual one. A sweep run twice in a process of its own, a fit, a proposal and its run: more
+than `make test` affords beside the study files (tests/test_study_files.py), which take the
+same path through Tune, Train, MLflow and the fit."""
 
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ from mlflow.tracking import MlflowClient
 from quokka_ray.cli import main
 from quokka_ray.sweep import load_experiment, load_plan, plan_trials
 from tests.conftest import EXPERIMENTS, REPO, run_cli_cases
+
+pytestmark = pytest.mark.cluster
 
 EXPERIMENT = EXPERIMENTS / "tiny_isoflop.py"
 
@@ -95,7 +99,6 @@ def test_driver_log_shows_progress_and_links_not_library_noise(tiny_sweep):
                      r"machine_learning$", log, re.M)
 
 
-@pytest.mark.slow
 def test_sweep_records_runs_and_fits_laws(tiny_sweep, tmp_path, data_cache, monkeypatch, capsys):
     monkeypatch.setenv("QUOKKA_TEST_CACHE", str(data_cache))
     monkeypatch.chdir(tmp_path)
@@ -170,7 +173,6 @@ def test_sweep_records_runs_and_fits_laws(tiny_sweep, tmp_path, data_cache, monk
     assert len(after) == len(runs) + 1  # the fit run; nothing else
 
 
-@pytest.mark.slow
 def test_proposal_trains_and_is_checked_against_its_prediction(
         tiny_sweep, tmp_path, data_cache, monkeypatch, capsys):
     """fit --propose on the sweep, `quokka run` of the proposal, fit of the proposal."""
@@ -208,19 +210,3 @@ def test_proposal_trains_and_is_checked_against_its_prediction(
     assert float(cells[4]) == pytest.approx(predicted.final_loss, rel=1e-3)
     assert float(cells[6]) == pytest.approx(actual, rel=1e-3)
 
-
-@pytest.mark.slow
-def test_optuna_samples_a_searched_learning_rate(ray_session, tmp_path, data_cache, monkeypatch):
-    monkeypatch.setenv("QUOKKA_TEST_CACHE", str(data_cache))
-    monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    assert main(["run", str(EXPERIMENTS / "tiny_optuna.py"), "--tracking-uri", uri,
-                 "--storage-path", str(tmp_path / "runs")]) == 0
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("tiny_optuna")
-    runs = client.search_runs([experiment.experiment_id],
-                              filter_string="tags.`quokka.role` = 'trial'")
-    assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
-    rates = {float(r.data.params["lr"]) for r in runs}
-    assert len(rates) == 2 and all(1e-3 <= lr <= 1e-2 for lr in rates)
-    assert len({r.data.tags["quokka.trial"] for r in runs}) == 2  # one name per sampled point

@@ -15,7 +15,8 @@ SPACE = {"hp": {"lr": tune.loguniform(1e-4, 1e-1)}}
 
 
 def _search(points, samples=3, seed=0) -> PerPointSearch:
-    search = PerPointSearch(points, samples, "val_loss", "min", seed)
+    per_point = samples if isinstance(samples, dict) else dict.fromkeys(points, samples)
+    search = PerPointSearch(per_point, "val_loss", "min", seed)
     assert search.set_search_properties("val_loss", "min", SPACE)
     return search
 
@@ -26,6 +27,14 @@ def test_each_point_gets_its_own_budget_of_trials_then_the_search_ends():
     assert [s["trial"] for s in suggested] == ["dlm-a", "ar-a"] * 3
     assert all(1e-4 <= s["hp"]["lr"] <= 1e-1 for s in suggested)
     assert search.suggest("t6") == Searcher.FINISHED
+
+
+def test_points_with_budgets_of_their_own_end_in_turn():
+    search = _search(["dlm-a", "ar-a"], samples={"dlm-a": 1, "ar-a": 3})
+    assert search.trials == 4
+    suggested = [search.suggest(f"t{i}")["trial"] for i in range(4)]
+    assert suggested == ["dlm-a", "ar-a", "ar-a", "ar-a"]
+    assert search.suggest("t4") == Searcher.FINISHED
 
 
 def test_a_points_sampler_learns_only_from_its_own_trials():
@@ -56,7 +65,7 @@ def test_the_search_survives_a_save_and_restore(tmp_path):
     search.suggest("t0")
     search.on_trial_complete("t0", {"val_loss": 2.0, "training_iteration": 1})
     search.save(str(tmp_path / "searcher.pkl"))
-    restored = PerPointSearch(["dlm-a", "ar-a"], 2, "val_loss", "min", 0)
+    restored = PerPointSearch({"dlm-a": 2, "ar-a": 2}, "val_loss", "min", 0)
     restored.restore(str(tmp_path / "searcher.pkl"))
     assert [restored.suggest(f"t{i}")["trial"] for i in (1, 2, 3)] == ["ar-a", "dlm-a", "ar-a"]
     assert restored.suggest("t4") == Searcher.FINISHED

@@ -1,8 +1,6 @@
 """The paper's study files at their tiny scale, end to end through Ray Tune, Ray Train and
-MLflow, as a user runs them: `quokka run FILE`, then `quokka fit FILE`. Each Ray Train run
-costs about 13 CPU-seconds of process start-up and imports whatever it trains, and the three
-files train 30 runs (8 trials, 16 and 6 ladder runs): about 7.5 minutes on 2 cores, so they run
-in `make test-cluster`."""
+MLflow, as a user runs them: `quokka run FILE`, then `quokka fit FILE`. The three files train
+14 Ray Train runs: 8 trials, and 4 and 2 ladders, each ladder one run."""
 
 from __future__ import annotations
 
@@ -46,7 +44,7 @@ def _finished(runs) -> bool:
                for r in runs)
 
 
-@pytest.mark.cluster
+@pytest.mark.slow
 def test_transfer_runs_one_optuna_search_per_point_and_compares_ar_with_dlm(
         ray_session, tmp_path, monkeypatch, capsys):
     experiment, trials, by_role, printed, report = run_and_fit(
@@ -71,7 +69,7 @@ def test_transfer_runs_one_optuna_search_per_point_and_compares_ar_with_dlm(
     assert all(f"| {budget:g} | lr " in transfer for budget in (3e9, 1e10))
 
 
-@pytest.mark.cluster
+@pytest.mark.slow
 def test_data_constrained_study_trains_each_ladder_once_and_fits_its_law(
         ray_session, tmp_path, monkeypatch, capsys):
     experiment, trials, by_role, printed, report = run_and_fit(
@@ -109,7 +107,7 @@ def test_data_constrained_study_trains_each_ladder_once_and_fits_its_law(
     assert "### Data-constrained law (Quokka eq. 14)" in report
 
 
-@pytest.mark.cluster
+@pytest.mark.slow
 def test_weight_decay_ablation_runs_both_settings_at_one_and_many_epochs(
         ray_session, tmp_path, monkeypatch, capsys):
     experiment, trials, by_role, printed, report = run_and_fit(

@@ -20,7 +20,7 @@ from quokka_ray.config import ConfigError
 from quokka_ray.sweep.checks import ladders, most_tokens
 from quokka_ray.sweep.grid import TrialSpec
 from quokka_ray.sweep.ladder import ladder_of
-from quokka_ray.sweep.spec import Experiment
+from quokka_ray.sweep.spec import Experiment, Search
 from quokka_ray.train.gpus import peak_bf16_flops
 
 
@@ -65,20 +65,21 @@ class PlanCost:
     trials: list[TrialCost]
     stable_phases: list[TrialCost]
     """The stable phase of each ladder, trained once for all of its trials."""
-    runs_per_trial: int
-    """Tune runs every trial of the plan Search.num_samples times (Optuna's samples of its one
-    trial point, or the samples of random search spaces at each grid point)."""
+    runs_of: dict[str, int]
+    """How many times Tune runs each trial: Search.num_samples (Optuna's samples of the
+    trial's study point, or the samples of random search spaces at each grid point), or what
+    Search.gpu_budget allows at the trial's point."""
     early_stopping: bool
     """ASHA may stop runs before their end: the totals are then the most the plan can cost."""
 
     @property
     def runs(self) -> int:
-        return len(self.trials) * self.runs_per_trial
+        return sum(self.runs_of.values())
 
     @property
     def flops(self) -> float:
         """Exact training FLOPs of every run of the plan."""
-        return (math.fsum(t.flops for t in self.trials) * self.runs_per_trial
+        return (math.fsum(t.flops * self.runs_of[t.name] for t in self.trials)
                 + math.fsum(s.flops for s in self.stable_phases))
 
     @property
@@ -99,8 +100,20 @@ def plan_cost(experiment: Experiment, trials: list[TrialSpec]) -> PlanCost:
     costs = [TrialCost(spec.name, spec.exact_flops_per_token * tokens[spec.name],
                        upper_bound=spec.tokens is None)
              for spec in trials]
-    return PlanCost(costs, stable_phases, experiment.search.num_samples,
+    return PlanCost(costs, stable_phases, runs_per_trial(experiment.search, costs),
                     early_stopping=experiment.search.scheduler != "none")
+
+
+def runs_per_trial(search: Search, costs: list[TrialCost]) -> dict[str, int]:
+    """How many runs Tune makes of each trial: Search.num_samples, or as many full-length
+    runs as Search.gpu_budget's hours per study point pay for (at least one)."""
+    budget = search.gpu_budget
+    if budget is None:
+        return {c.name: search.num_samples for c in costs}
+    rate = GpuRate(budget.gpu, budget.mfu)
+    # A float's rounding must not cost a trial that fits exactly.
+    return {c.name: max(1, math.floor(budget.hours_per_point / rate.gpu_hours(c.flops) + 1e-9))
+            for c in costs}
 
 
 def check_gpu_hours(cost: PlanCost, rate: GpuRate, max_gpu_hours: float) -> None:
@@ -109,7 +122,7 @@ def check_gpu_hours(cost: PlanCost, rate: GpuRate, max_gpu_hours: float) -> None
     total = rate.gpu_hours(cost.flops)
     if total > max_gpu_hours:
         needs = "may need up to" if cost.upper_bound else "needs"
-        runs = f" ({cost.runs} runs)" if cost.runs_per_trial > 1 else ""
+        runs = f" ({cost.runs} runs)" if cost.runs > len(cost.trials) else ""
         raise ConfigError(
             f"the plan {needs} {format_gpu_hours(total)} GPU-hours{runs} on {rate.describe()}, "
             f"over --max-gpu-hours {max_gpu_hours:g}")

@@ -37,31 +37,36 @@ class _SavesItsState:
 
 
 class PerPointSearch(_SavesItsState, Searcher):
-    """One seeded Optuna TPE search per study point, `samples_per_point` trials each. Tune
-    asks for trials one at a time; they go to the point with the fewest so far, so each
-    point's sampler has seen its earlier trials' results before it samples again."""
+    """One seeded Optuna TPE search per study point, `trials_per_point[point]` trials each.
+    Tune asks for trials one at a time; they go to the point with the fewest so far (of those
+    with trials left), so each point's sampler has seen its earlier trials' results before it
+    samples again."""
 
-    def __init__(self, points: list[str], samples_per_point: int, metric: str, mode: str,
-                 seed: int):
+    def __init__(self, trials_per_point: dict[str, int], metric: str, mode: str, seed: int):
         super().__init__(metric=metric, mode=mode)
-        self.points = list(points)
-        self.samples_per_point = samples_per_point
+        self.trials_per_point = dict(trials_per_point)
         # Each point's sampler has a seed of its own, fixed by the point's name, so that a
         # point samples the same values whatever other points the sweep has.
         self._searchers = {p: OptunaSearch(metric=metric, mode=mode,
                                            seed=(seed + zlib.crc32(p.encode())) % 2**31)
-                           for p in self.points}
-        self._issued = dict.fromkeys(self.points, 0)
+                           for p in self.trials_per_point}
+        self._issued = dict.fromkeys(self.trials_per_point, 0)
         self._owner: dict[str, str] = {}
+
+    @property
+    def trials(self) -> int:
+        """Trials of every point together."""
+        return sum(self.trials_per_point.values())
 
     def set_search_properties(self, metric, mode, config, **spec) -> bool:
         return all(s.set_search_properties(metric, mode, config, **spec)
                    for s in self._searchers.values())
 
     def suggest(self, trial_id: str):
-        point = min(self.points, key=lambda p: self._issued[p])
-        if self._issued[point] >= self.samples_per_point:
+        open_points = [p for p, n in self.trials_per_point.items() if self._issued[p] < n]
+        if not open_points:
             return Searcher.FINISHED
+        point = min(open_points, key=lambda p: self._issued[p])
         config = self._searchers[point].suggest(trial_id)
         if config is None or config == Searcher.FINISHED:
             return config

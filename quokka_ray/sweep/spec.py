@@ -14,6 +14,7 @@ from quokka_ray.config import check_types, require
 from quokka_ray.data.config import DataConfig
 from quokka_ray.diffusion import ObjectiveConfig
 from quokka_ray.train.config import EvaluationConfig, Hyperparameters, PerformanceConfig
+from quokka_ray.train.gpus import PEAK_BF16_FLOPS
 
 
 @dataclass(frozen=True)
@@ -141,13 +142,38 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class GpuBudget:
+    """A search's budget in GPU-hours: each study point's Optuna search gets as many trials as
+    fit in `hours_per_point`, each trial priced at its full length (its exact training FLOPs,
+    as `quokka plan` counts them, at `gpu`'s bf16 peak times `mfu`); at least one. Trials that
+    ASHA stops early leave part of the budget unspent."""
+
+    hours_per_point: float
+    gpu: str = "h100"
+    """A GPU type `quokka plan --gpu` knows (h100, h200, a100, ...)."""
+    mfu: float = 0.4
+    """The share of the GPU's peak that training achieves, in (0, 1]."""
+
+    def __post_init__(self) -> None:
+        check_types(self)
+        require(self.hours_per_point > 0, "GpuBudget.hours_per_point", self.hours_per_point,
+                "GPU-hours > 0")
+        require(self.gpu in PEAK_BF16_FLOPS, "GpuBudget.gpu", self.gpu,
+                "one of " + ", ".join(PEAK_BF16_FLOPS))
+        require(0 < self.mfu <= 1, "GpuBudget.mfu", self.mfu, "a fraction in (0, 1]")
+
+
+@dataclass(frozen=True)
 class Search:
     """How Tune explores the search spaces of `Hyperparameters`."""
 
     algorithm: Literal["grid", "optuna"] = "grid"
     """'grid' (every grid value, random spaces sampled num_samples times) or 'optuna' (TPE)."""
     num_samples: int = 1
-    """Samples of the random (non-grid) search spaces per grid point."""
+    """Samples of the random (non-grid) search spaces per grid point (with Optuna: trials per
+    study point)."""
+    gpu_budget: GpuBudget | None = None
+    """Optuna: trials per study point from a budget in GPU-hours instead of num_samples."""
     metric: str = "val_loss"
     """What the search and early stopping compare: a metric every report carries
     (val_loss, final_loss, train_loss; val_bpb with the byte tokenizer)."""
@@ -161,6 +187,11 @@ class Search:
     def __post_init__(self) -> None:
         check_types(self)
         require(self.num_samples >= 1, "Search.num_samples", self.num_samples, "at least 1")
+        if self.gpu_budget is not None:
+            require(self.algorithm == "optuna", "Search.gpu_budget", self.gpu_budget,
+                    "no budget unless Search.algorithm is 'optuna'")
+            require(self.num_samples == 1, "Search.num_samples", self.num_samples,
+                    "1 (the default) with Search.gpu_budget, which sets the trials per point")
         require(self.reduction_factor > 1, "Search.reduction_factor", self.reduction_factor,
                 "a factor > 1")
 

@@ -11,6 +11,7 @@ import ray
 from ray import tune
 
 from quokka_ray.sweep.checks import asha_steps, ladders
+from quokka_ray.sweep.costs import plan_cost
 from quokka_ray.sweep.grid import TrialSpec
 from quokka_ray.sweep.ladder_trial import run_ladder_trial
 from quokka_ray.sweep.per_point import PerPointASHA, PerPointSearch
@@ -126,7 +127,7 @@ def run_sweep(experiment: Experiment, trials: list[TrialSpec], context: SweepCon
     search_alg = None
     if search.algorithm == "optuna":
         # One search per study point; the searcher names each trial's point itself.
-        search_alg = PerPointSearch([t.name for t in trials], search.num_samples,
+        search_alg = PerPointSearch(plan_cost(experiment, trials).runs_of,
                                     search.metric, search.mode, experiment.seed)
         del param_space["trial"]
     scheduler = None
@@ -143,7 +144,7 @@ def run_sweep(experiment: Experiment, trials: list[TrialSpec], context: SweepCon
     if os.environ.get("QUOKKA_VERBOSE") != "1":
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     tune_trials = len(param_space["ladder"]["grid_search"]) if run is run_ladder_trial \
-        else len(trials) * search.num_samples
+        else search_alg.trials if search_alg else len(trials) * search.num_samples
     outcomes = TrialOutcomes(context, total_trials=tune_trials)
     if tune.Tuner.can_restore(experiment_path):
         print(f"[quokka] resuming the sweep stored at {experiment_path}", flush=True)
