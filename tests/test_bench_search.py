@@ -146,12 +146,41 @@ def test_the_sweeps_train_the_study_points_model_and_tokens(grid_per_seed):
         assert grid.evaluation.eval_every_steps == shape["eval_every"]
 
 
+def test_the_validation_set_size_reaches_every_sweep_and_names_them():
+    experiment, trials = load_plan(TRANSFER)
+    base = dict(seeds=[0, 1], lr_range=(1e-3, 1e-1), grid_points=3, search_trials=2,
+                reduction_factor=3.0, grid_per_seed=True)
+    default = experiment.data.validation_sequences
+    planned = {}
+    for count in (None, default, 512):
+        _, plans, shape = plan_sweeps(TRANSFER, experiment, trials,
+                                      BenchSettings(**base, validation_sequences=count))
+        assert shape["validation_sequences"] == (count or default)
+        sweeps = [p[1] for p in plans] + [p[2] for p in plans]
+        for derived, derived_trials in sweeps:
+            assert derived.data.validation_sequences == (count or default)
+            assert all(t.settings["data"]["validation_sequences"] == (count or default)
+                       for t in derived_trials)
+        planned[count] = ({d.name for d, _ in sweeps},
+                          {t.name for _, ts in sweeps for t in ts})
+    # The experiment's own count is the default: the same sweeps, the same runs.
+    assert planned[None] == planned[default]
+    # Another count: other experiments and other runs, never the default's finished ones.
+    names, runs = planned[512]
+    assert names == {f"transfer_ar_dlm-tiny-{kind}-val512-s{seed}"
+                     for kind in ("lrgrid", "optuna") for seed in (0, 1)}
+    assert not names & planned[None][0] and not runs & planned[None][1]
+    assert "; validation set: 512 sequences" in table([], 512)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--lr-range", "1e-2", "1e-3"], "--lr-range: expected 0 < LOW < HIGH"),
     (["--grid-points", "1"], "--grid-points: expected at least 2"),
     (["--trial", "nope"], "--trial nope: no such trial"),
     (["--reduction-factor", "1"], "--reduction-factor: expected a factor > 1"),
     (["--seeds", "0"], "--seeds: expected at least 1"),
+    (["--validation-sequences", "0"], "--validation-sequences: expected at least 1"),
+    (["--validation-sequences", "-5"], "--validation-sequences: expected at least 1"),
 ])
 def test_bad_settings_stop_before_anything_runs(argv, message, capsys, tmp_path):
     scratch = tmp_path / "scratch"

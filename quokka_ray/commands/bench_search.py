@@ -12,8 +12,10 @@ experiment name:
 
 The experiment's seed is also the seed of the initial weights, the data order and the
 diffusion noise, so a search at another seed than the grid's trains other noise;
-`grid_per_seed` runs a grid at each seed to measure each search against its own. The best loss of each is the lowest final validation loss of a run that trained to its end;
-the training tokens are those the runs' MLflow records hold (the `tokens` metric of the last
+`grid_per_seed` runs a grid at each seed to measure each search against its own;
+`validation_sequences` sets the point's validation set for all the sweeps (another size than
+the experiment's names them with -valN). The best loss of each is the lowest final validation
+loss of a run that trained to its end; the training tokens are those the runs' MLflow records hold (the `tokens` metric of the last
 step each run logged, an ASHA-stopped run's included), never those of the plan."""
 
 from __future__ import annotations
@@ -169,6 +171,9 @@ class BenchSettings:
     grid_per_seed: bool = False
     """Run the grid at every seed (each search is then measured against the grid that trained
     with its seed), not at the first seed alone."""
+    validation_sequences: int | None = None
+    """The point's validation set, in sequences (`DataConfig.validation_sequences`), for the
+    grid and the searches alike; None: the experiment's."""
 
     def __post_init__(self) -> None:
         low, high = self.lr_range
@@ -185,6 +190,9 @@ class BenchSettings:
             raise ConfigError(f"--eval-every: expected a positive step count, got {self.eval_every}")
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"--seeds: expected distinct seeds, got {self.seeds}")
+        if self.validation_sequences is not None and self.validation_sequences < 1:
+            raise ConfigError(f"--validation-sequences: expected at least 1, got "
+                              f"{self.validation_sequences}")
 
 
 def study_point(experiment, trials, trial: str | None):
@@ -206,17 +214,21 @@ def study_point(experiment, trials, trial: str | None):
     return spec
 
 
-def point_experiment(experiment, spec, *, name: str, seed: int, lr, search, eval_every: int):
+def point_experiment(experiment, spec, *, name: str, seed: int, lr, search, eval_every: int,
+                     validation_sequences: int | None = None):
     """The experiment of one study point (`spec`'s model, tokens, objective, data and every
-    hyperparameter but lr, which is `lr`), with its own name, seed, search and evaluations."""
+    hyperparameter but lr, which is `lr`), with its own name, seed, search and evaluations,
+    and `validation_sequences` held-out sequences (None: the experiment's)."""
     from quokka_ray.sweep import Experiment, FixedStudy, IsoFlopStudy
 
     n = spec.non_embedding_params
     study = (replace(experiment.study, budgets_flops=[spec.budget_flops], model_sizes=[n])
              if isinstance(experiment.study, IsoFlopStudy)
              else FixedStudy(model_sizes=[n], tokens=[spec.target_tokens]))
+    data = (experiment.data if validation_sequences is None
+            else replace(experiment.data, validation_sequences=validation_sequences))
     derived: Experiment = replace(
-        experiment, name=name, seed=seed, study=study, objectives=[spec.objective],
+        experiment, name=name, seed=seed, study=study, objectives=[spec.objective], data=data,
         hyperparameters=replace(spec.hyperparameters, lr=lr), search=search,
         evaluation=replace(experiment.evaluation, eval_every_steps=eval_every), prediction=None)
     return derived
@@ -254,19 +266,26 @@ def plan_sweeps(path: str, experiment, trials, settings: BenchSettings):
     grid_lrs = log_spaced(low, high, settings.grid_points)
     search = Search(algorithm="optuna", num_samples=settings.search_trials, metric="val_loss",
                     scheduler="asha", reduction_factor=settings.reduction_factor)
+    validation = (experiment.data.validation_sequences if settings.validation_sequences is None
+                  else settings.validation_sequences)
+    # Another validation set is another sweep: its runs (named by their settings, the data's
+    # included) are others, and so is its experiment, so that one scratch folder holds both
+    # and neither is refused as the other continued with changed settings.
+    tag = "" if validation == experiment.data.validation_sequences else f"-val{validation}"
     plans = []
     for seed in settings.seeds:
-        grid = point_experiment(experiment, spec, name=f"{experiment.name}-lrgrid-s{seed}",
+        grid = point_experiment(experiment, spec, name=f"{experiment.name}-lrgrid{tag}-s{seed}",
                                 seed=seed, lr=tune.grid_search(grid_lrs), search=Search(),
-                                eval_every=every)
-        optuna = point_experiment(experiment, spec, name=f"{experiment.name}-optuna-s{seed}",
+                                eval_every=every, validation_sequences=validation)
+        optuna = point_experiment(experiment, spec, name=f"{experiment.name}-optuna{tag}-s{seed}",
                                   seed=seed, lr=tune.loguniform(low, high), search=search,
-                                  eval_every=every)
+                                  eval_every=every, validation_sequences=validation)
         own_grid = settings.grid_per_seed or seed == settings.seeds[0]
         plans.append((seed, (grid, checked_point(path, grid, spec)) if own_grid else None,
                       (optuna, checked_point(path, optuna, spec))))
     grace, max_t = asha_steps(plans[0][2][0], plans[0][2][1])
     return spec, plans, {"eval_every": every, "steps": steps, "grid_lrs": grid_lrs,
+                         "validation_sequences": validation,
                          "asha_grace": grace, "asha_max_t": max_t,
                          "asha_rungs": asha_rungs(grace, max_t, settings.reduction_factor)}
 
@@ -287,7 +306,8 @@ def run_benchmark(spec, plans, shape: dict, settings: BenchSettings, file_settin
           f"{settings.search_trials} trials, ASHA (reduction factor "
           f"{settings.reduction_factor:g}) comparing val_loss at steps "
           f"{', '.join(map(str, shape['asha_rungs']))} of {shape['asha_max_t']}; "
-          f"MLflow {uri}", flush=True)
+          f"validation set of {shape['validation_sequences']} sequences; MLflow {uri}",
+          flush=True)
     # What shapes a sweep beyond its trials' settings, stored with its plan: the same scratch
     # folder given other settings is refused rather than mixed.
     searched = {"bench.study_point": spec.name, "bench.search_trials": settings.search_trials,
@@ -337,9 +357,10 @@ def bench_record(point: str, settings: BenchSettings, shape: dict, results: list
             "met_at": sum(r.met() for r in results)}
 
 
-def table(results: list[SeedResult]) -> str:
+def table(results: list[SeedResult], validation_sequences: int | None = None) -> str:
     """One line per seed: the grid's best and the search's, the gap, the search's tokens as a
-    share of the grid's, its runs by outcome, and whether it met the goal."""
+    share of the grid's, its runs by outcome, and whether it met the goal; the last line also
+    names the validation set's size, when given."""
     header = (f"{'seed':>4} {'grid seed':>9} {'grid best':>10} {'at lr':>8} {'search best':>11} {'at lr':>8} "
               f"{'gap':>7} {'search tokens':>13} {'of grid':>8} {'runs f/s/x':>10}  goal")
     lines = [header, "-" * len(header)]
@@ -356,7 +377,9 @@ def table(results: list[SeedResult]) -> str:
     lines.append(f"goal (best val loss within {GOAL_GAP:.0%} of the grid's, at most "
                  f"{GOAL_TOKEN_SHARE:.0%} of its training tokens): met at {met} of "
                  f"{len(results)} seeds; grid tokens: "
-                 f"{', '.join(f'{g.tokens:,} (seed {g.seed})' for g in _grids(results))}")
+                 f"{', '.join(f'{g.tokens:,} (seed {g.seed})' for g in _grids(results))}"
+                 + ("" if validation_sequences is None
+                    else f"; validation set: {validation_sequences} sequences"))
     return "\n".join(lines)
 
 
@@ -410,6 +433,10 @@ def add_bench_search_parser(benches) -> None:
                        help="run the grid at every seed, not at the first alone: the seed also "
                        "sets the initial weights, data order and noise, so each search is then "
                        "measured against a grid that trained with its seed")
+    bench.add_argument("--validation-sequences", type=int, default=None, metavar="N",
+                       help="held-out sequences of the point's validation loss, for the grid "
+                       "and the searches alike (default: the experiment's); sweeps with another "
+                       "count than the experiment's are other experiments, named with -valN")
     bench.add_argument("--scratch", help="folder of the MLflow store, checkpoints, Tune state "
                        "and data shards (default: a new temporary folder)")
     bench.add_argument("--json", dest="json_path",
@@ -429,14 +456,15 @@ def bench_search_command(args: argparse.Namespace) -> int:
     settings = BenchSettings(seeds=list(range(args.seeds)), lr_range=tuple(args.lr_range),
                              grid_points=args.grid_points, search_trials=args.search_trials,
                              reduction_factor=args.reduction_factor, eval_every=args.eval_every,
-                             trial=args.trial, grid_per_seed=args.grid_per_seed)
+                             trial=args.trial, grid_per_seed=args.grid_per_seed,
+                             validation_sequences=args.validation_sequences)
     spec, plans, shape = plan_sweeps(args.experiment_file, experiment, trials, settings)
     scratch = Path(args.scratch or tempfile.mkdtemp(prefix="quokka-bench-search-"))
     record = run_benchmark(spec, plans, shape, settings, file_settings, scratch)
     out = Path(args.json_path or scratch / "bench_search.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1))
-    print(table(results_from_record(record)))
+    print(table(results_from_record(record), record["validation_sequences"]))
     for s in record["seeds"]:
         print(f"seed {s['seed']}: ASHA stopped runs at steps "
               f"{s['search']['stopped_at_steps'] or 'none'}; grid best lr "
