@@ -147,3 +147,35 @@ def test_the_runs_page_opens_the_model_training_view():
         "http://127.0.0.1:5000/#/experiments/3/runs?workflowType=machine_learning"
     assert runs_page("https://alice:pw@mlflow.example.org:8443/", "7") == \
         "https://mlflow.example.org:8443/#/experiments/7/runs?workflowType=machine_learning"
+
+
+IGNORED_EXCEPTIONS = """
+import sys, weakref
+if sys.argv[1] == "quiet":
+    from quokka_ray.sweep.trial import quiet_exit_in_callbacks
+    quiet_exit_in_callbacks()
+    quiet_exit_in_callbacks()  # a second call adds nothing
+class Thing:
+    pass
+def exit_in_callback(_):
+    raise SystemExit(1)  # what Ray's SIGTERM handler raises, here inside a weakref callback
+def fail_in_callback(_):
+    raise ValueError("a real bug")
+for callback in (exit_in_callback, fail_in_callback):
+    thing = Thing()
+    ref = weakref.ref(thing, callback)
+    del thing
+print("still running")
+"""
+
+
+def test_a_trials_exit_inside_a_callback_leaves_no_traceback_but_other_errors_do():
+    def run(mode: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-c", IGNORED_EXCEPTIONS, mode],
+                              capture_output=True, text=True, timeout=120)
+
+    plain, quiet = run("plain"), run("quiet")
+    assert "SystemExit" in plain.stderr and "ValueError" in plain.stderr  # Python's own output
+    assert "SystemExit" not in quiet.stderr and "exit_in_callback" not in quiet.stderr
+    assert "ValueError: a real bug" in quiet.stderr
+    assert quiet.stdout.strip() == plain.stdout.strip() == "still running"

@@ -70,7 +70,7 @@ NOT_IN_DRIVER_LOG = (
     "Started a local Ray instance", "Token authentication is enabled", "View detailed results here",
     "To visualize your results with TensorBoard", "Configuration for experiment", "tensorboard",
     "Reporting training result", "Creating initial MLflow database tables", "INFO tune.py",
-    "View run ", "Dataset dataset_", "Progress bars disabled")
+    "View run ", "Dataset dataset_", "Progress bars disabled", "Traceback", "Exception ignored")
 #: Box drawing, as in Ray Tune's and Ray Train's start-up boxes.
 BOX = re.compile("[\u2500-\u257f]")
 #: A Python log line at ERROR (Ray's and MLflow's formats) or one of Ray's C++ processes

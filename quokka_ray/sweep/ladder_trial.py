@@ -19,6 +19,7 @@ from quokka_ray.sweep.trial import (
     SweepContext,
     mlflow_tracker,
     open_trial_run,
+    quiet_exit_in_callbacks,
     torch_trainer,
     train_folder,
 )
@@ -36,6 +37,7 @@ STABLE_SUFFIX = "-stable"
 
 def run_ladder_trial(config: dict, context: SweepContext) -> None:
     """Tune's function trainable for {"ladder": key}."""
+    quiet_exit_in_callbacks()
     key = config["ladder"]
     specs = ladders(list(context.trials.values()))[key]
     plan = ladder_of(context.experiment, specs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass
 
@@ -140,8 +141,27 @@ def trial_params(spec: TrialSpec, train: TrainConfig, context: SweepContext) -> 
     }
 
 
+def quiet_exit_in_callbacks() -> None:
+    """Tune ends a trial's process with SIGTERM, and Ray's handler raises SystemExit wherever
+    the process is: inside a garbage-collection callback, Python cannot raise it, and prints
+    "Exception ignored ... SystemExit" with a traceback into the sweep's log. The exit is
+    ignored either way; only its traceback is left out here. Other ignored exceptions still
+    print."""
+    previous = sys.unraisablehook
+    if getattr(previous, "quiet_exit", False):
+        return
+
+    def hook(unraisable) -> None:
+        if not isinstance(unraisable.exc_value, SystemExit):
+            previous(unraisable)
+
+    hook.quiet_exit = True
+    sys.unraisablehook = hook
+
+
 def run_trial(config: dict, context: SweepContext) -> None:
     """Tune's function trainable."""
+    quiet_exit_in_callbacks()
     spec, train, name = resolve(config, context)
     store = MlflowStore(context.tracking_uri)
     ended = store.ended_trial_run(context.experiment.name, name)
