@@ -237,7 +237,8 @@ def _plan(args) -> int:
               for c in cost.stable_phases]
     total_hours = rate.gpu_hours(cost.flops) if rate else None
     if args.json:
-        totals = {"trials": len(trials), "runs": cost.runs, "exact_flops": cost.flops, "upper_bound": cost.upper_bound,
+        totals = {"trials": len(trials), "runs": cost.runs, "exact_flops": cost.flops,
+                  "upper_bound": cost.upper_bound,
                   "gpu": rate.gpu if rate else None,
                   "peak_flops": rate.peak_flops if rate else None,
                   "mfu": rate.mfu if rate else None, "gpu_hours": total_hours,

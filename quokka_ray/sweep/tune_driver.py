@@ -125,10 +125,10 @@ def run_sweep(experiment: Experiment, trials: list[TrialSpec], context: SweepCon
         if random:
             param_space["hp"] = random
     search_alg = None
+    runs_of = plan_cost(experiment, trials).runs_of  # Tune's runs of each trial
     if search.algorithm == "optuna":
         # One search per study point; the searcher names each trial's point itself.
-        search_alg = PerPointSearch(plan_cost(experiment, trials).runs_of,
-                                    search.metric, search.mode, experiment.seed)
+        search_alg = PerPointSearch(runs_of, search.metric, search.mode, experiment.seed)
         del param_space["trial"]
     scheduler = None
     if search.scheduler == "asha":
@@ -144,7 +144,7 @@ def run_sweep(experiment: Experiment, trials: list[TrialSpec], context: SweepCon
     if os.environ.get("QUOKKA_VERBOSE") != "1":
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     tune_trials = len(param_space["ladder"]["grid_search"]) if run is run_ladder_trial \
-        else search_alg.trials if search_alg else len(trials) * search.num_samples
+        else sum(runs_of.values())
     outcomes = TrialOutcomes(context, total_trials=tune_trials)
     if tune.Tuner.can_restore(experiment_path):
         print(f"[quokka] resuming the sweep stored at {experiment_path}", flush=True)

@@ -12,14 +12,13 @@ again knows which of its runs finished."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 from quokka_ray.train.config import TrainConfig
-from quokka_ray.train.ray_worker import quiet_per_report_lines
+from quokka_ray.train.ray_worker import deliver_after_error, quiet_per_report_lines, train_from
 from quokka_ray.train.tracker import NullTracker, Tracker
 
 STABLE = "stable"
@@ -55,10 +54,9 @@ def checkpoint_dir_name(phase: str, step: int) -> str:
     return f"{phase}_step_{step:08d}"
 
 
-def phase_of(checkpoint_path: str) -> tuple[str, int]:
-    """(phase name, step) of a checkpoint folder named by `checkpoint_dir_name`."""
-    name, step = Path(checkpoint_path.rstrip("/")).name.rsplit("_step_", 1)
-    return name, int(step)
+def phase_of(checkpoint_path: str) -> str:
+    """The phase of a checkpoint folder named by `checkpoint_dir_name`."""
+    return Path(checkpoint_path.rstrip("/")).name.rsplit("_step_", 1)[0]
 
 
 def train_ladder_per_worker(loop_config: dict) -> None:
@@ -76,7 +74,7 @@ def train_ladder_per_worker(loop_config: dict) -> None:
     rank = context.get_world_rank()
     names = [p.name for p in phases]
     latest = ray.train.get_checkpoint()
-    resumed_phase, _ = phase_of(latest.path) if latest else (None, 0)
+    resumed_phase = phase_of(latest.path) if latest else None
     resumed_index = names.index(resumed_phase) if resumed_phase in names else -1
     branch_points = set(phases[0].train.checkpoint_at_steps)
     diverged_at: int | None = None  # the stable phase's divergence step, if it diverged
@@ -124,11 +122,7 @@ def train_ladder_per_worker(loop_config: dict) -> None:
         run = partial(train, phase.train, rank=rank, world_size=context.get_world_size(),
                       device=ray.train.torch.get_device(), report=report, tracker=tracker)
         try:
-            if start is None:
-                run()
-            else:
-                with start.as_directory() as folder:
-                    run(resume_from=Path(folder))
+            train_from(run, start)
         except Diverged as err:
             # Not an error for Ray to retry: the same data and noise would diverge again.
             tracker.end("diverged")
@@ -136,10 +130,7 @@ def train_ladder_per_worker(loop_config: dict) -> None:
                 diverged_at = err.step
             continue
         except BaseException:
-            # What was logged before the error still goes out, for a while; the error is the one
-            # to see.
-            with contextlib.suppress(Exception):
-                tracker.close(timeout_s=60)
+            deliver_after_error(tracker)
             raise
         tracker.end("finished")
 
@@ -148,4 +139,3 @@ def _exists(checkpoint) -> bool:
     import pyarrow.fs as pafs
 
     return checkpoint.filesystem.get_file_info(checkpoint.path).type == pafs.FileType.Directory
-

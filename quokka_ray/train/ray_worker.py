@@ -39,12 +39,7 @@ def train_loop_per_worker(loop_config: dict) -> None:
     run = partial(train, cfg, rank=rank, world_size=context.get_world_size(),
                   device=ray.train.torch.get_device(), report=report, tracker=tracker)
     try:
-        resume = ray.train.get_checkpoint()
-        if resume is None:
-            run()
-        else:
-            with resume.as_directory() as folder:
-                run(resume_from=Path(folder))
+        train_from(run, ray.train.get_checkpoint())
     except Diverged as err:
         # Not an error for Ray to retry: the same data and noise would diverge again. The
         # last report says so (every rank reports: it is a barrier), and the run ends.
@@ -54,14 +49,27 @@ def train_loop_per_worker(loop_config: dict) -> None:
             tracker.close()
         return
     except BaseException:
-        # What was logged before the error still goes out, for a while; the error is the one
-        # to see.
-        with contextlib.suppress(Exception):
-            tracker.close(timeout_s=60)
+        deliver_after_error(tracker)
         raise
     # The tracker delivers in the background: the run ends once its metrics are in MLflow
     # (it waits here for a tracking server that is away, not in the training steps).
     tracker.close()
+
+
+def train_from(run: Callable[..., object], checkpoint) -> None:
+    """`run()` from scratch, or from `checkpoint` (a ray.train.Checkpoint) if there is one."""
+    if checkpoint is None:
+        run()
+    else:
+        with checkpoint.as_directory() as folder:
+            run(resume_from=Path(folder))
+
+
+def deliver_after_error(tracker: Tracker) -> None:
+    """What was logged before an error still goes out, for a while; the error is the one to
+    see, so a failure to deliver is not raised."""
+    with contextlib.suppress(Exception):
+        tracker.close(timeout_s=60)
 
 
 def quiet_per_report_lines() -> None:
