@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 from ray import tune
 
+from quokka_ray.model import flops_per_token
 from quokka_ray.sweep import (
     ConfigError,
     FixedStudy,
@@ -154,3 +155,94 @@ def test_tokens_per_param_gives_each_budget_its_window_of_sizes():
         plan_trials(dataclasses.replace(experiment, study=narrow))
     with pytest.raises(ConfigError, match="IsoFlopStudy.tokens_per_param"):
         IsoFlopStudy(budgets_flops=[1e9], model_sizes=[12_000], tokens_per_param=(10, 1))
+
+
+def _counting_exact_flops(experiment, **changes):
+    return dataclasses.replace(experiment, study=dataclasses.replace(
+        experiment.study, budget_flops_rule="exact", **changes))
+
+
+ISOFLOP_FILES = [REPO / "experiments" / "quickstart.py", EXPERIMENTS / "tiny_isoflop.py",
+                 EXPERIMENTS / "tiny_isoflop_reuse.py"]
+
+
+@pytest.mark.parametrize("path", ISOFLOP_FILES, ids=[p.stem for p in ISOFLOP_FILES])
+def test_exact_budgets_are_the_exact_training_flops_of_every_trial(path, monkeypatch, tmp_path):
+    monkeypatch.setenv("QUOKKA_TEST_CACHE", str(tmp_path))  # a path only: nothing is read
+    counted_6n = load_experiment(path)
+    experiment = _counting_exact_flops(counted_6n)
+    study, seq_len = experiment.study, experiment.data.seq_len
+    trials = plan_trials(experiment)
+    assert {t.budget_flops for t in trials} == set(study.budgets_flops)
+    for t in trials:
+        exact = flops_per_token(t.model, seq_len) * t.tokens
+        assert abs(exact - t.budget_flops) <= study.budget_tolerance * t.budget_flops, t.name
+        assert t.settings["study_point"]["budget_flops_rule"] == "exact"
+    # The same budgets counted as 6 N D: every size trains more tokens, the smallest the most
+    # more, so the sizes of one budget train unequal real compute.
+    tokens_6n = {(t.budget_flops, t.non_embedding_params): t.tokens
+                 for t in plan_trials(counted_6n)}
+    for t in trials:
+        if (t.budget_flops, t.non_embedding_params) in tokens_6n:
+            assert t.tokens < tokens_6n[(t.budget_flops, t.non_embedding_params)], t.name
+    for budget in study.budgets_flops:
+        real_6n = [flops_per_token(t.model, seq_len) * t.tokens
+                   for t in plan_trials(counted_6n) if t.budget_flops == budget]
+        real = [flops_per_token(t.model, seq_len) * t.tokens
+                for t in trials if t.budget_flops == budget]
+        assert max(real_6n) / min(real_6n) > 1.3
+        assert max(real) / min(real) <= (1 + study.budget_tolerance) / (1 - study.budget_tolerance)
+
+
+def test_counting_6n_keeps_every_name_and_exact_flops_renames_every_trial():
+    experiment = load_experiment(EXPERIMENTS / "tiny_isoflop.py")
+    trials = plan_trials(experiment)
+    # The rule enters a trial's settings only when it is not the default, so the studies that
+    # count 6 N D keep the names (and checkpoints, MLflow runs) they had without it.
+    assert all("budget_flops_rule" not in t.settings["study_point"] for t in trials)
+    explicit = dataclasses.replace(experiment, study=dataclasses.replace(
+        experiment.study, budget_flops_rule="6N"))
+    assert [t.name for t in plan_trials(explicit)] == [t.name for t in trials]
+    exact = {t.name for t in plan_trials(_counting_exact_flops(experiment))}
+    assert not exact & {t.name for t in trials}
+
+
+def test_exact_budgets_apply_the_tokens_per_param_window_to_their_own_tokens():
+    experiment = load_experiment(EXPERIMENTS / "tiny_isoflop.py")
+    sizes = [3_000, 12_000, 55_000, 100_000, 200_000]
+    study = IsoFlopStudy(budgets_flops=[2e9, 2e10], model_sizes=sizes, min_steps=3,
+                         budget_tolerance=0.05, budget_flops_rule="exact")
+    every = plan_trials(dataclasses.replace(experiment, study=study))
+    windowed = {t.name for t in plan_trials(dataclasses.replace(
+        experiment, study=dataclasses.replace(study, tokens_per_param=(2, 60))))}
+    assert windowed < {t.name for t in every}
+    for t in every:
+        assert (2 <= t.tokens / t.non_embedding_params <= 60) == (t.name in windowed), t.name
+
+
+def test_exact_budget_too_small_for_any_size_is_an_error():
+    experiment = load_experiment(EXPERIMENTS / "tiny_isoflop.py")
+    # 1e9 FLOPs give the 12k model 26 steps of 16 x 32 tokens counted as 6 N D, 13 counted
+    # exactly: enough under '6N', too few under 'exact'.
+    study = IsoFlopStudy(budgets_flops=[1e9], model_sizes=[12_000], min_steps=20)
+    fits = dataclasses.replace(experiment, study=study,
+                               hyperparameters=Hyperparameters(batch_sequences=16))
+    assert plan_trials(fits)
+    with pytest.raises(ConfigError, match=r"budgets_flops: budget 1e\+09 FLOPs \(counted in "
+                                          r"exact training FLOPs\) is too small for any model"):
+        plan_trials(_counting_exact_flops(fits))
+
+
+def test_a_budget_that_loses_every_size_at_one_grid_point_is_an_error():
+    experiment = load_experiment(EXPERIMENTS / "tiny_isoflop.py")
+    # At 512 sequences of 32 tokens a step, 1e9 FLOPs are 3.4 steps of the 3k model (3 steps
+    # miss the budget by 11%) and under one step of the others; at 8 sequences all fit.
+    grid = dataclasses.replace(experiment, hyperparameters=Hyperparameters(
+        lr=3e-3, batch_sequences=tune.grid_search([8, 512])))
+    with pytest.raises(ConfigError, match=r"budget 1e\+09 FLOPs is too small for any model in "
+                                          r"model_sizes at batch_sequences=512 \("):
+        plan_trials(grid)
+    fine = dataclasses.replace(experiment, hyperparameters=Hyperparameters(
+        lr=3e-3, batch_sequences=tune.grid_search([8, 16])))
+    assert {(t.hyperparameters.batch_sequences, t.budget_flops) for t in plan_trials(fine)} == {
+        (b, c) for b in (8, 16) for c in experiment.study.budgets_flops}

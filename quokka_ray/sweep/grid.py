@@ -13,6 +13,7 @@ from quokka_ray.model import (
     ModelConfig,
     flops_per_token,
     non_embedding_params,
+    six_n_flops_per_token,
     size_model,
     total_params,
 )
@@ -39,6 +40,8 @@ class TrialSpec:
     """Training tokens D (None when the batch size is searched at random: known at run time)."""
     target_tokens: int
     budget_flops: float | None
+    """The IsoFLOP budget C the trial trains: F(N) D within the study's budget_tolerance, F as
+    IsoFlopStudy.budget_flops_rule counts it. The laws take it as the trial's C."""
     hyperparameters: Hyperparameters
     settings: dict
     """Everything that shapes the trial's result, in canonical form; the name digests it."""
@@ -57,7 +60,8 @@ class TrialSpec:
 
     @property
     def flops(self) -> float | None:
-        """C = 6 N D, the compute of the laws."""
+        """6 N D: the laws' C of a trial without a budget. A budgeted trial's laws take C =
+        budget_flops, which is 6 N D only under the '6N' budget_flops_rule."""
         return None if self.tokens is None else 6.0 * self.non_embedding_params * self.tokens
 
     @property
@@ -98,6 +102,7 @@ def plan_trials(experiment: Experiment) -> list[TrialSpec]:
     trials: list[TrialSpec] = []
     for objective, hyper in itertools.product(experiment.objectives,
                                               _grid_points(experiment.hyperparameters)):
+        point: list[TrialSpec] = []  # the trials of this objective and grid point
         for target_n, target_tokens, budget, unique in _study_points(experiment.study):
             model = size_model(target_n, vocab, experiment.data.seq_len,
                                causal=objective.kind == "ar",
@@ -105,19 +110,21 @@ def plan_trials(experiment: Experiment) -> list[TrialSpec]:
             if experiment.performance.attention == "flash_attn":
                 model = replace(model, attention_backend="flash_attn")
             n = non_embedding_params(model)
-            wanted = target_tokens if budget is None else budget / (6 * n)
+            counted = None if budget is None else budget_flops_per_token(experiment.study, model)
+            wanted = target_tokens if budget is None else budget / counted
             tokens = _round_tokens(wanted, hyper, experiment.data.seq_len)
             if budget is not None and tokens is not None and not _fits_budget(
-                    experiment.study, n, tokens, budget, hyper, experiment.data.seq_len):
+                    experiment.study, n, tokens, budget, counted, hyper, experiment.data.seq_len):
                 continue
             # A batch searched at random rounds the tokens at run time; the size still has to
             # suit the budget.
             if budget is not None and tokens is None and not _in_tokens_per_param(
                     experiment.study, n, wanted):
                 continue
-            trials.append(_trial(experiment, objective, model, n, tokens, int(wanted), budget,
-                                 hyper, unique))
-        _check_budgets(experiment, trials, objective)
+            point.append(_trial(experiment, objective, model, n, tokens, int(wanted), budget,
+                                hyper, unique))
+        _check_budgets(experiment, point, objective, hyper)
+        trials += point
     names = [t.name for t in trials]
     duplicates = {n for n in names if names.count(n) > 1}
     if duplicates:
@@ -179,12 +186,21 @@ def _round_tokens(tokens: float, hyper: Hyperparameters, seq_len: int) -> int | 
     return max(1, round(tokens / batch_tokens)) * batch_tokens
 
 
+def budget_flops_per_token(study: IsoFlopStudy, model: ModelConfig) -> float:
+    """F(N): the training FLOPs per token that the study's budgets count for `model`
+    (IsoFlopStudy.budget_flops_rule), so that a trial of budget C trains D = C / F(N)."""
+    if study.budget_flops_rule == "exact":
+        return flops_per_token(model, model.max_seq_len)
+    return six_n_flops_per_token(model)
+
+
 def _fits_budget(study: IsoFlopStudy, n: int, tokens: int, budget: float,
-                 hyper: Hyperparameters, seq_len: int) -> bool:
+                 flops_per_token_counted: float, hyper: Hyperparameters, seq_len: int) -> bool:
     steps = tokens // (hyper.batch_sequences * seq_len)
     if not _in_tokens_per_param(study, n, tokens):
         return False
-    return steps >= study.min_steps and abs(6 * n * tokens - budget) <= study.budget_tolerance * budget
+    missed = abs(flops_per_token_counted * tokens - budget)
+    return steps >= study.min_steps and missed <= study.budget_tolerance * budget
 
 
 def _in_tokens_per_param(study: IsoFlopStudy, n: int, tokens: float) -> bool:
@@ -194,7 +210,10 @@ def _in_tokens_per_param(study: IsoFlopStudy, n: int, tokens: float) -> bool:
     return low * n <= tokens <= high * n
 
 
-def _check_budgets(experiment: Experiment, trials: list[TrialSpec], objective) -> None:
+def _check_budgets(experiment: Experiment, point: list[TrialSpec], objective: ObjectiveConfig,
+                   hyper: Hyperparameters) -> None:
+    """Every budget keeps at least one size at each objective and grid point: `point` holds
+    the trials of `objective` at the grid point `hyper`."""
     if not isinstance(experiment.study, IsoFlopStudy):
         return
     study = experiment.study
@@ -203,12 +222,30 @@ def _check_budgets(experiment: Experiment, trials: list[TrialSpec], objective) -
         fits = "fits no model in model_sizes"
         ratio = (f", train on tokens per parameter outside {study.tokens_per_param[0]:g} to "
                  f"{study.tokens_per_param[1]:g},")
+    counted = " (counted in exact training FLOPs)" if study.budget_flops_rule == "exact" else ""
+    where = _point_label(experiment, objective, hyper)
     for budget in study.budgets_flops:
-        if not any(t.budget_flops == budget and t.objective == objective for t in trials):
+        if not any(t.budget_flops == budget for t in point):
             raise ConfigError(
-                f"IsoFlopStudy.budgets_flops: budget {budget:.3g} FLOPs {fits} (each would train "
-                f"fewer than {study.min_steps} steps{ratio} or miss the budget by more than "
-                f"{study.budget_tolerance:.0%})")
+                f"IsoFlopStudy.budgets_flops: budget {budget:.3g} FLOPs{counted} {fits}{where} "
+                f"(each would train fewer than {study.min_steps} steps{ratio} or miss the budget "
+                f"by more than {study.budget_tolerance:.0%})")
+
+
+def _point_label(experiment: Experiment, objective: ObjectiveConfig,
+                 hyper: Hyperparameters) -> str:
+    """' for objective ... at lr=...': which objective and grid point, where there are several."""
+    parts = []
+    if len(experiment.objectives) > 1:
+        shown = objective.kind if objective.kind == "ar" else "-".join(
+            (objective.kind, objective.kernel, objective.schedule, objective.loss,
+             objective.timesteps))
+        parts.append(f" for objective {shown}")
+    grid = [k for k in experiment.hyperparameters.searched
+            if grid_values(getattr(experiment.hyperparameters, k)) is not None]
+    if grid:
+        parts.append(" at " + ", ".join(f"{k}={getattr(hyper, k)!r}" for k in sorted(grid)))
+    return "".join(parts)
 
 
 def _trial(experiment: Experiment, objective: ObjectiveConfig, model: ModelConfig, n: int,
@@ -216,6 +253,11 @@ def _trial(experiment: Experiment, objective: ObjectiveConfig, model: ModelConfi
            hyper: Hyperparameters, unique: int | None = None) -> TrialSpec:
     study_point = ({"budget_flops": budget, "target_non_embedding_params": n} if budget is not None
                    else {"tokens": target_tokens, "target_non_embedding_params": n})
+    rule = getattr(experiment.study, "budget_flops_rule", "6N")
+    if budget is not None and rule != "6N":
+        # Only where it is not the default, so that the trials of studies that count 6 N D
+        # keep the names they had before budgets could count exact FLOPs.
+        study_point = {**study_point, "budget_flops_rule": rule}
     data = experiment.data
     ladder = None
     if unique is not None:

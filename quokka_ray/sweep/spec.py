@@ -20,25 +20,37 @@ from quokka_ray.train.gpus import PEAK_BF16_FLOPS
 @dataclass(frozen=True)
 class IsoFlopStudy:
     """Compute-optimal sizing (Quokka approach 1): for each budget C, every model size N trains
-    on D = C / (6 N) tokens, with N the non-embedding parameters of the sized model."""
+    on D = C / F(N) tokens, with N the non-embedding parameters of the sized model and F(N) the
+    training FLOPs per token that `budget_flops_rule` counts (6 N by default)."""
 
     budgets_flops: list[float]
-    """IsoFLOP budgets C in FLOPs (6 N D)."""
+    """IsoFLOP budgets C in FLOPs: F(N) D, as `budget_flops_rule` counts them."""
     model_sizes: list[int]
     """Target non-embedding parameter counts; the shape rule picks the nearest model."""
     min_steps: int = 20
     """Sizes that would train fewer steps than this at a budget are left out of it."""
     budget_tolerance: float = 0.02
-    """Most relative distance of 6 N D from its budget after rounding D to whole batches."""
+    """Most relative distance of F(N) D from its budget after rounding D to whole batches."""
     tokens_per_param: tuple[float, float] | None = None
     """(min, max) training tokens per non-embedding parameter, D / N: at each budget, sizes
-    outside it are left out. Since D / N = C / (6 N^2), each budget keeps a window of sizes a
-    factor sqrt(max / min) wide that moves up with the budget (as the optimum does), so one
-    list of sizes serves budgets far apart without training far-off sizes at every one."""
+    outside it are left out. Since D / N = C / (F(N) N), about C / (6 N^2), each budget keeps a
+    window of sizes about a factor sqrt(max / min) wide that moves up with the budget (as the
+    optimum does), so one list of sizes serves budgets far apart without training far-off
+    sizes at every one."""
     reuse_stable_phase: bool = False
     """Train each model size's runs (one per budget) as one warmup-stable-decay ladder: one
     stable phase, and each budget's decay (a cooldown) branched from it at its token count.
     Needs lr_schedule='wsd'; `quokka plan` shows the compute saved."""
+    budget_flops_rule: Literal["6N", "exact"] = "6N"
+    """The training FLOPs per token F(N) that a budget counts, so D = C / F(N). '6N' (the
+    default, as the papers this reproduces count them): F = 6 N, the laws' C = 6 N D. 'exact':
+    F is the model's exact training FLOPs per token at the data's seq_len (attention,
+    embeddings and the output layer included: `quokka_ray.model.flops_per_token`, what
+    `quokka plan --gpu` prices), so a budget is the compute a trial really trains. At small
+    widths the exact count is several times 6 N and falls towards it as models widen, so under
+    '6N' the smaller models of one budget train more real compute than the larger ones (the
+    plan's columns C=6ND and exact FLOPs show by how much): 'exact' makes the profile iso in
+    real compute. Each trial records its exact FLOPs per token and this rule in MLflow."""
 
     def __post_init__(self) -> None:
         check_types(self)
