@@ -206,7 +206,7 @@ def _corpus(experiment, trials, path: str):
 def _plan(args) -> int:
     from quokka_ray.commands.cost_args import gpu_rate, max_gpu_hours
     from quokka_ray.sweep.checks import unique_tokens
-    from quokka_ray.sweep.costs import GpuRate, format_gpu_hours, plan_cost
+    from quokka_ray.sweep.costs import GpuRate, budget_count, format_gpu_hours, plan_cost
 
     rate, limit = gpu_rate(args), max_gpu_hours(args)
     experiment, trials, file_settings = _load(args.experiment_file, args.set)
@@ -236,6 +236,7 @@ def _plan(args) -> int:
                "gpu_hours": rate.gpu_hours(c.flops) if rate else None}
               for c in cost.stable_phases]
     total_hours = rate.gpu_hours(cost.flops) if rate else None
+    counted = budget_count(experiment, trials)
     if args.json:
         totals = {"trials": len(trials), "runs": cost.runs, "exact_flops": cost.flops,
                   "upper_bound": cost.upper_bound,
@@ -244,6 +245,7 @@ def _plan(args) -> int:
                   "mfu": rate.mfu if rate else None, "gpu_hours": total_hours,
                   "max_gpu_hours": limit}
         print(json.dumps({"experiment": experiment.name, "file_settings": file_settings,
+                          "budget_flops_rule": counted.rule if counted else None,
                           "trials": rows, "stable_phases": stable, "totals": totals}, indent=1))
         return 0
     given = " ".join(f"{k}={v}" for k, v in file_settings.items())
@@ -262,6 +264,19 @@ def _plan(args) -> int:
               f"{_num(r['epochs']):>6} {_num(r['flops']):>9} {_num(r['budget_flops']):>9} "
               f"{_num(r['exact_flops']):>11} {str(r['lr']):>8} {str(r['batch_sequences']):>5}"
               + (f" {format_gpu_hours(r['gpu_hours']):>8}" if rate else ""))
+    if counted is not None and counted.rule == "exact":
+        within = ("" if counted.largest_miss is None
+                  else f" within {counted.largest_miss:.2%} (budget_tolerance "
+                       f"{experiment.study.budget_tolerance:.0%})")
+        decays = "; a ladder's trial lists under exact FLOPs only its decay" if stable else ""
+        print(f"budgets count exact training FLOPs (IsoFlopStudy.budget_flops_rule='exact', "
+              f"D = budget / exact FLOPs per token): each trial's whole run trains its "
+              f"budget{within}; C=6ND counts the same tokens at 6 N{decays}")
+    elif counted is not None:
+        low, high = counted.exact_over_six_n
+        print(f"budgets count C = 6ND (IsoFlopStudy.budget_flops_rule='6N'): exact training "
+              f"FLOPs per token are {low:.2f}x to {high:.2f}x of 6 N across these sizes, so one "
+              "budget trains them unequal real compute (budget_flops_rule='exact' counts those)")
     if stable:
         print("stable phases of the ladders, each trained once (the trials above train only "
               "their decays):")

@@ -13,6 +13,8 @@ import pytest
 from quokka_ray.cli import main
 from quokka_ray.model import flops_per_token
 from quokka_ray.sweep import load_plan
+from quokka_ray.sweep.checks import ladders
+from quokka_ray.sweep.ladder import ladder_of
 from tests.conftest import EXPERIMENTS, REPO, run_cli_cases
 
 #: An H100 SXM's dense bf16 peak (NVIDIA's datasheet: 1,979 TFLOP/s with sparsity).
@@ -199,3 +201,49 @@ def test_plan_prices_without_torch():
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
                           timeout=120, check=True)
     assert done.stdout.splitlines()[-1] == "False"
+
+
+def test_exact_budgets_are_each_trials_whole_run_and_each_decay_ends_at_its_own_tokens(
+        cache, capsys, tmp_path):
+    """IsoFlopStudy.budget_flops_rule='exact' on a study of ladders: each budget's decay
+    branches at its own token count, D = C / exact FLOPs per token, and the plan says the
+    exact FLOPs of each trial's whole run are its budget."""
+    source = (EXPERIMENTS / "tiny_isoflop_reuse.py").read_text()
+    exact_source = source.replace("reuse_stable_phase=True,",
+                                  "reuse_stable_phase=True, budget_flops_rule='exact',")
+    assert exact_source != source
+    path = tmp_path / "reuse_exact.py"
+    path.write_text(exact_source)
+    assert main(["plan", str(path), "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["budget_flops_rule"] == "exact"
+    rows = {r["name"]: r for r in plan["trials"]}
+    experiment, trials = load_plan(path)
+    study, seq_len = experiment.study, experiment.data.seq_len
+    misses = []
+    for specs in ladders(trials).values():
+        ladder = ladder_of(experiment, specs)
+        assert len({spec.budget_flops for spec in specs}) == len(specs) == 2
+        for spec, branch in zip(specs, ladder.branches, strict=True):
+            assert branch.total_steps * branch.batch_tokens == spec.tokens
+            per_token = flops_per_token(spec.model, seq_len)
+            misses.append(abs(per_token * spec.tokens - spec.budget_flops) / spec.budget_flops)
+            assert misses[-1] <= study.budget_tolerance
+            assert rows[spec.name]["exact_flops"] == pytest.approx(
+                per_token * ladder.decay_tokens(branch), rel=1e-12)
+    assert main(["plan", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    note = next(line for line in lines if line.startswith("budgets count exact training FLOPs"))
+    assert f"within {max(misses):.2%}" in note and "only its decay" in note
+
+
+def test_a_6n_plan_says_how_far_exact_flops_are_from_6n(cache, capsys):
+    experiment, trials = load_plan(EXPERIMENTS / "tiny_isoflop.py")
+    assert experiment.study.budget_flops_rule == "6N"
+    ratios = [flops_per_token(t.model, experiment.data.seq_len) / (6 * t.non_embedding_params)
+              for t in trials]
+    assert main(["plan", str(EXPERIMENTS / "tiny_isoflop.py")]) == 0
+    note = next(line for line in capsys.readouterr().out.splitlines()
+                if line.startswith("budgets count C = 6ND"))
+    assert f"{min(ratios):.2f}x to {max(ratios):.2f}x of 6 N" in note
+    assert _plan_json(capsys)["budget_flops_rule"] == "6N"

@@ -20,7 +20,7 @@ from quokka_ray.config import ConfigError
 from quokka_ray.sweep.checks import ladders, most_tokens
 from quokka_ray.sweep.grid import TrialSpec
 from quokka_ray.sweep.ladder import ladder_of
-from quokka_ray.sweep.spec import Experiment, Search
+from quokka_ray.sweep.spec import Experiment, IsoFlopStudy, Search
 from quokka_ray.train.gpus import peak_bf16_flops
 
 
@@ -102,6 +102,32 @@ def plan_cost(experiment: Experiment, trials: list[TrialSpec]) -> PlanCost:
              for spec in trials]
     return PlanCost(costs, stable_phases, runs_per_trial(experiment.search, costs),
                     early_stopping=experiment.search.scheduler != "none")
+
+
+@dataclass(frozen=True)
+class BudgetCount:
+    """How an IsoFLOP plan's budgets compare with the exact training FLOPs of its trials."""
+
+    rule: str
+    """IsoFlopStudy.budget_flops_rule: '6N' or 'exact'."""
+    exact_over_six_n: tuple[float, float]
+    """(least, most) exact training FLOPs per token over 6 N, across the plan's trials."""
+    largest_miss: float | None
+    """The largest relative distance of a trial's exact training FLOPs F(N) D (its whole run,
+    a ladder's trial included) from its budget; None where no trial's D is known yet (a batch
+    searched at random) or the budgets count 6 N D."""
+
+
+def budget_count(experiment: Experiment, trials: list[TrialSpec]) -> BudgetCount | None:
+    """None outside an IsoFLOP study."""
+    study = experiment.study
+    if not isinstance(study, IsoFlopStudy) or not trials:
+        return None
+    ratios = [spec.exact_flops_per_token / (6.0 * spec.non_embedding_params) for spec in trials]
+    misses = [abs(spec.exact_flops_per_token * spec.tokens - spec.budget_flops) / spec.budget_flops
+              for spec in trials if spec.tokens is not None]
+    largest = max(misses) if misses and study.budget_flops_rule == "exact" else None
+    return BudgetCount(study.budget_flops_rule, (min(ratios), max(ratios)), largest)
 
 
 def runs_per_trial(search: Search, costs: list[TrialCost]) -> dict[str, int]:
