@@ -97,6 +97,15 @@ CASES = {
                  "IsoFlopStudy.model_sizes"),
     "budget_too_small": ("experiment = make(study=IsoFlopStudy(budgets_flops=[1e5], "
                          "model_sizes=[12_000]))", "IsoFlopStudy.budgets_flops"),
+    # 1e9 FLOPs give the 12k model 26 steps counted as 6 N D, 13 (under min_steps) counted
+    # in exact training FLOPs.
+    "exact_budget_too_small": ("experiment = make(study=IsoFlopStudy(budgets_flops=[1e9], "
+                               "model_sizes=[12_000], budget_flops_rule='exact'))",
+                               "IsoFlopStudy.budgets_flops"),
+    "budget_rule_typo": ("experiment = make(study=IsoFlopStudy(budgets_flops=[1e9], "
+                         "model_sizes=[12_000], budget_flops_rule='exakt'))",
+                         "IsoFlopStudy.budget_flops_rule: expected one of '6N', 'exact', "
+                         "got str 'exakt'"),
     "tokens_per_param_reversed": ("experiment = make(study=IsoFlopStudy(budgets_flops=[1e9], "
                                   "model_sizes=[12_000], tokens_per_param=(100, 1)))",
                                   "IsoFlopStudy.tokens_per_param"),
