@@ -25,7 +25,7 @@ from quokka_ray.tracking import FitNote, MlflowStore, fit_run_name
 
 NUMERIC_COLUMNS = ("non_embedding_params", "tokens", "flops", "budget_flops", "final_loss",
                    "val_loss", "lr", "batch_tokens", "weight_decay", "unique_tokens", "epochs",
-                   "steps", "final_loss_window_steps")
+                   "steps", "final_loss_window_steps", "exact_flops_per_token")
 OBJECTIVE_COLUMNS = ("kind", "kernel", "schedule", "loss", "timesteps", "lr_schedule")
 LEFT_OUT = {"stopped_early": "stopped early by ASHA", "failed": "failed",
             "diverged": "diverged (loss not finite)",

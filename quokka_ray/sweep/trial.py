@@ -125,6 +125,8 @@ def trial_params(spec: TrialSpec, train: TrainConfig, context: SweepContext) -> 
         "budget_flops": spec.budget_flops if spec.budget_flops is not None else "",
         "unique_tokens": unique, "epochs": train.tokens / unique,
         "exact_flops_per_token": spec.exact_flops_per_token,
+        # What budget_flops counts: '6N' (D = C / 6N) or 'exact' (D = C / exact_flops_per_token).
+        "budget_flops_rule": getattr(context.experiment.study, "budget_flops_rule", ""),
         "seq_len": train.data.seq_len, "batch_sequences": hyper.batch_sequences,
         "batch_tokens": train.batch_tokens, "steps": train.total_steps,
         "lr": hyper.lr, "weight_decay": hyper.weight_decay, "lr_schedule": hyper.lr_schedule,
