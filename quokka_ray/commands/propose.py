@@ -26,7 +26,7 @@ from quokka_ray.diffusion import ObjectiveConfig
 from quokka_ray.laws.proposal import ComputeOptimalProposal, SizedRun
 from quokka_ray.laws.selection import Objective
 from quokka_ray.model import non_embedding_params, size_model
-from quokka_ray.sweep.checks import corpus_from_manifest
+from quokka_ray.sweep.checks import Corpus, corpus_from_manifest
 from quokka_ray.sweep.grid import vocab_size
 from quokka_ray.sweep.identity import canonical
 from quokka_ray.sweep.loader import load_plan
@@ -121,14 +121,20 @@ class Sizer:
         return SizedRun(n, max(1, round(tokens)), f"{layers} x {model.d_model}", steps)
 
 
-def corpus_bytes_per_token(experiment: Experiment) -> float | None:
-    """Text bytes read per training token of the fitted runs' corpus, from its manifest where
-    it lies (its cache_dir, or the experiment's storage path); None where it does not."""
+def fitted_corpus(experiment: Experiment) -> Corpus | None:
+    """The fitted runs' corpus as its manifest describes it, where it lies (its cache_dir, or
+    the experiment's storage path); None where it does not (not prepared here)."""
     try:
         manifest = read_manifest(with_root(experiment.data, experiment.storage_path))
     except OSError:
         return None
-    return None if manifest is None else corpus_from_manifest(manifest).bytes_per_token
+    return None if manifest is None else corpus_from_manifest(manifest)
+
+
+def corpus_bytes_per_token(experiment: Experiment) -> float | None:
+    """Text bytes read per training token of the fitted runs' corpus (see fitted_corpus)."""
+    corpus = fitted_corpus(experiment)
+    return None if corpus is None else corpus.bytes_per_token
 
 
 def proposed_experiment(experiment: Experiment, target: ProposalTarget,
@@ -173,17 +179,14 @@ def _floats(span: tuple[float, float] | None) -> tuple[float, float] | None:
 def render_experiment(proposed: Experiment, proposal: ComputeOptimalProposal, command: str,
                       notes: list[str]) -> str:
     """The experiment file's text: a docstring saying where it comes from, then the code."""
-    source = Source()
-    body = source.call(proposed, "Experiment", wrap=True)
-    imports = sorted(source.classes)
     run, pct = proposal.run, f"{proposal.confidence:.0%}"
     n_ci = (f" ({pct} CI {proposal.n_opt_interval[0]:.4g} - {proposal.n_opt_interval[1]:.4g})"
             if proposal.n_opt_interval else "")
     loss_ci = (f" ({pct} prediction interval {proposal.final_loss_interval[0]:.4f} - "
                f"{proposal.final_loss_interval[1]:.4f})" if proposal.final_loss_interval
                else " (no interval: the bootstrap gave no spread)")
-    lines = [
-        f'"""Proposed by `{command}`: the run that the {proposal.law} law of objective',
+    return experiment_module(proposed, [
+        f"Proposed by `{command}`: the run that the {proposal.law} law of objective",
         f"`{proposal.objective}`, fitted on {proposal.fitted_runs} runs of experiment "
         f"{proposed.prediction.fitted_experiment!r}, predicts",
         f"to be compute-optimal at C = {proposal.budget_flops:.4g} FLOPs "
@@ -202,13 +205,20 @@ def render_experiment(proposed: Experiment, proposal: ComputeOptimalProposal, co
         "",
         "    quokka run <this file>",
         "    quokka fit <this file>    # the prediction beside the actual final loss",
-        '"""',
-        "",
-    ]
+    ])
+
+
+def experiment_module(experiment: Experiment, docstring: list[str]) -> str:
+    """An experiment file's text: the docstring's lines, then the imports and `experiment =
+    ...` as literal Python that rebuilds `experiment` (commands/render.py)."""
+    source = Source()
+    body = source.call(experiment, "Experiment", wrap=True)
+    lines = ['"""' + docstring[0], *docstring[1:], '"""', ""]
     if source.uses_tune:
         lines += ["from ray import tune", ""]
     lines += ["from quokka_ray.sweep import (",
-              *[f"    {name}," for name in imports], ")", "", f"experiment = {body}", ""]
+              *[f"    {name}," for name in sorted(source.classes)], ")", "",
+              f"experiment = {body}", ""]
     return "\n".join(lines)
 
 
