@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -418,65 +419,115 @@ def _fit(args) -> int:
     uri = resolve_tracking_uri(uri)
     check_tracking_server(uri)
     out_dir = Path(args.out or Path("quokka_outputs") / name).resolve()
-    extras = _fit_extras(args, loop, experiment, out_dir)
+    extras, captured = _fit_extras(args, loop, experiment, out_dir)
     from quokka_ray.commands.progress import ProgressBar
 
-    outcome = fit_experiment(
-        name, uri, out_dir, planned=planned, laws=[args.law] if args.law else None,
-        n_bootstrap=DEFAULT_FIT_BOOTSTRAP if args.bootstrap is None else args.bootstrap,
-        seed=args.seed, progress=ProgressBar(), **extras)
-    print(outcome.summary)
-    left = ", ".join(f"{n} {how}" for how, n in sorted(outcome.left_out.items()))
-    print(f"[quokka] {outcome.trials} trials fitted" + (f"; left out: {left}" if left else "")
-          + f"; report: {outcome.markdown_path}")
-    for path in outcome.plot_paths:
-        print(f"[quokka] plot: {path}")
-    for path in outcome.written:
-        print(f"[quokka] proposal: {path}")
-    print(f"[quokka] logged to MLflow fit run {outcome.fit_run_id}")
-    if loop.propose is not None and not outcome.written:
+    # With --json stdout holds the JSON object alone: what the fit and the libraries under it
+    # print goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
+        outcome = fit_experiment(
+            name, uri, out_dir, planned=planned, laws=[args.law] if args.law else None,
+            n_bootstrap=DEFAULT_FIT_BOOTSTRAP if args.bootstrap is None else args.bootstrap,
+            seed=args.seed, progress=ProgressBar(), **extras)
+        if not args.json:
+            print(outcome.summary)
+        left = ", ".join(f"{n} {how}" for how, n in sorted(outcome.left_out.items()))
+        print(f"[quokka] {outcome.trials} trials fitted" + (f"; left out: {left}" if left else "")
+              + f"; report: {outcome.markdown_path}")
+        for path in outcome.plot_paths:
+            print(f"[quokka] plot: {path}")
+        for kind, path in captured["written"]:
+            print(f"[quokka] {kind}: {path}")
+        print(f"[quokka] logged to MLflow fit run {outcome.fit_run_id}")
+    if args.json:
+        from quokka_ray.commands.fit_json import experiment_fit_json
+
+        print(json.dumps(experiment_fit_json(
+            name, outcome, captured["report"], captured["table"], captured["written"],
+            DEFAULT_FIT_BOOTSTRAP if args.bootstrap is None else args.bootstrap, args.seed),
+            indent=1, allow_nan=False))
+    if loop.propose is not None and not any(k == "proposal" for k, _ in captured["written"]):
         why = "; ".join(f"{label}: {skipped['proposal']}"
                         for label, skipped in outcome.skipped.items() if "proposal" in skipped)
         raise LookupError(f"--propose {args.propose}: no proposal ({why or 'no law fitted'})")
     return 0
 
 
-def _fit_extras(args, loop, experiment, out_dir: Path) -> dict:
-    """fit_experiment's predictions, propose, suggest and after for `quokka fit`'s options."""
+def _fit_extras(args, loop, experiment, out_dir: Path) -> tuple[dict, dict]:
+    """fit_experiment's predictions, propose, suggest and after for `quokka fit`'s options,
+    and what `after` captures: the report, the trial table and the files written (kind, path)."""
     import dataclasses
 
     from quokka_ray.commands.propose import Sizer, proposal_targets, write_proposal
     from quokka_ray.laws.proposal import PROPOSAL_LAWS, LossPrediction, ProposalRequest
-    from quokka_ray.laws.suggest import SuggestRequest
 
     extras: dict = {}
-    # Without the experiment file (a fit by name) suggestions keep the ladder's own sizes.
-    size = Sizer(experiment) if experiment is not None else None
+    writers = []  # (report, table) -> files written from the report
     if experiment is not None and experiment.prediction is not None:
         extras["predictions"] = [LossPrediction(**dataclasses.asdict(experiment.prediction))]
-    if loop.suggest is not None:
-        min_steps = getattr(experiment.study, "min_steps", 1) if experiment is not None else 1
-        extras["suggest"] = SuggestRequest(loop.suggest, loop.target, loop.suggest_for, size,
-                                           min_steps)
-    if loop.propose is None:
-        return extras
-    targets = proposal_targets(experiment, loop.propose, out_dir, loop.propose_out)
-    extras["propose"] = ProposalRequest(
-        loop.propose, law=args.law if args.law in PROPOSAL_LAWS else None,
-        size=size, files={k: str(t.path) for k, t in targets.items()})
     command = f"quokka fit {args.experiment}" + "".join(
-        f" --set {text}" for text in args.set or ()) + f" --propose {args.propose}"
+        f" --set {text}" for text in args.set or ())
+    if loop.suggest is not None:
+        extras["suggest"], write_suggested = _suggest_request(
+            loop, experiment, out_dir, command + f" --suggest {loop.suggest} --target "
+            f"{args.target}" + (" --suggest-for loss" if loop.suggest_for == "loss" else ""))
+        writers.append(("suggestion", write_suggested))
+    if loop.propose is not None:
+        targets = proposal_targets(experiment, loop.propose, out_dir, loop.propose_out)
+        extras["propose"] = ProposalRequest(
+            loop.propose, law=args.law if args.law in PROPOSAL_LAWS else None,
+            size=Sizer(experiment), files={k: str(t.path) for k, t in targets.items()})
+
+        def write_proposals(report, table) -> list[Path]:
+            unique = float(table["unique_tokens"].max()) if "unique_tokens" in table else math.nan
+            unique = unique if math.isfinite(unique) else None
+            return [write_proposal(experiment, target, report.fits[label]["proposal"],
+                                   command=f"{command} --propose {args.propose}",
+                                   unique_tokens=unique)
+                    for label, target in targets.items()
+                    if "proposal" in report.fits.get(label, {})]
+
+        writers.append(("proposal", write_proposals))
+    captured: dict = {"written": []}
+
+    def after(report, table) -> list[Path]:
+        captured.update(report=report, table=table)  # for --json
+        captured["written"] = [(kind, path) for kind, write in writers
+                               for path in write(report, table)]
+        return [path for _, path in captured["written"]]
+
+    extras["after"] = after
+    return extras, captured
+
+
+def _suggest_request(loop, experiment, out_dir: Path, command: str):
+    """--suggest's request and the writer of its experiment files. With the experiment file
+    of an IsoFlopStudy, candidates are the runs its own plan would train and check
+    (commands/suggestions.py), and the runs suggested at each budget are written as an
+    experiment file; a fit by name keeps the ladder's sizes and writes nothing."""
+    from quokka_ray.commands.propose import fitted_corpus
+    from quokka_ray.commands.suggestions import StudyRuns, suggestion_path, write_suggestions
+    from quokka_ray.laws.suggest import SuggestRequest
+    from quokka_ray.sweep.spec import IsoFlopStudy
+
+    if experiment is None or not isinstance(experiment.study, IsoFlopStudy):
+        return SuggestRequest(loop.suggest, loop.target, loop.suggest_for), lambda *_: []
+    corpus = fitted_corpus(experiment)
+    runs = StudyRuns(experiment, corpus)
+    window = experiment.study.tokens_per_param
+    request = SuggestRequest(
+        loop.suggest, loop.target, loop.suggest_for, size=runs.size, screen=runs.screen,
+        min_tokens_per_param=window[0] if window else None,
+        files=lambda label, budget: str(suggestion_path(experiment, label, loop.target, budget,
+                                                         out_dir)))
 
     def write(report, table) -> list[Path]:
-        unique = float(table["unique_tokens"].max()) if "unique_tokens" in table else math.nan
-        unique = unique if math.isfinite(unique) else None
-        return [write_proposal(experiment, target, report.fits[label]["proposal"],
-                               command=command, unique_tokens=unique)
-                for label, target in targets.items()
-                if "proposal" in report.fits.get(label, {})]
+        return [path for label, fits in report.fits.items() if fits.get("suggestions")
+                and fits["suggestions"].runs
+                for path in write_suggestions(experiment, label, fits["suggestions"],
+                                              command=command, out_dir=out_dir, corpus=corpus)]
 
-    extras["after"] = write
-    return extras
+    return request, write
 
 
 def _workers(text: str) -> int | tuple[int, int]:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from quokka_ray.laws import LawInputError, SizedRun, fit_isoflop, write_report
-from quokka_ray.laws.suggest import SuggestRequest, quantity_interval, suggest_runs
+from quokka_ray.laws.suggest import Refusal, SuggestRequest, quantity_interval, suggest_runs
 
 # The known law: N_opt = K_N C^A, L_opt = 8 C^-0.05, curvature 0.25 per (ln N)^2, noise 0.01.
 K_N, A, CURVATURE, NOISE = 0.05, 0.5, 0.25, 0.01
@@ -85,7 +85,7 @@ def test_a_ranked_plan():
         assert not np.any(np.isclose(N[np.isclose(C, r.budget_flops)], r.non_embedding_params))
     lo, hi = plan.interval
     assert lo < plan.estimate < hi
-    after = plan.interval_after()
+    after = plan.interval_after
     assert lo < after[0] < plan.estimate < after[1] < hi
     assert plan.estimate == pytest.approx(K_N * TARGET**A, rel=0.3)
     # Deterministic: the same fit gives the same plan.
@@ -141,12 +141,24 @@ def test_candidates_are_models_the_sizing_rule_builds():
         assert math.log2(r.non_embedding_params) == pytest.approx(
             round(math.log2(r.non_embedding_params)))
         assert r.tokens == powers_of_two("dlm", r.non_embedding_params, r.budget_flops).tokens
-    # A run of fewer steps than the study's min_steps is no candidate.
+    # A run the screen refuses (here: fewer steps than a study's min_steps) is no candidate,
+    # and is named with its check.
     fewest = sorted(powers_of_two("dlm", n, c).steps for c, n in plan.pool)[len(plan.pool) // 2]
+
+    def min_steps(objective: str, n: float, budget: float) -> Refusal | None:
+        steps = powers_of_two(objective, n, budget).steps
+        return None if steps >= fewest else Refusal("min_steps", f"{steps} steps")
+
     short = suggest_runs(fit, C, N, loss, SuggestRequest(4, TARGET, size=powers_of_two,
-                                                         min_steps=fewest), "dlm")
+                                                         screen=min_steps), "dlm")
     assert 0 < len(short.pool) < len(plan.pool)
     assert all(powers_of_two("dlm", n, c).steps >= fewest for c, n in short.pool)
+    refused = [r for r in short.left_out if r.check == "min_steps"]
+    assert refused and short.left_out_by_check["min_steps"] == len(refused)
+    for r in refused:
+        steps = powers_of_two("dlm", r.non_embedding_params, r.budget_flops).steps
+        assert steps < fewest and r.reason == f"{steps} steps"
+        assert (r.budget_flops, r.non_embedding_params) not in short.pool
 
 
 def test_the_loss_at_the_optimum_can_be_narrowed_too():
@@ -164,18 +176,48 @@ def test_bad_requests_are_refused(count, target, quantity):
         SuggestRequest(count, target, quantity)
 
 
-def test_report_names_the_runs_that_would_repeat_data(tmp_path):
-    """A suggestion longer than the fitted runs' unique tokens would see tokens twice: the
-    report says which, and that it needs a larger corpus."""
+def test_report_leaves_out_the_runs_that_would_repeat_data(tmp_path):
+    """A candidate longer than the fitted runs' unique tokens would see tokens twice: it is
+    left out, and the report names it with its check."""
     C, N, loss = sweep(0)
-    runs = pd.DataFrame({"trial_name": [f"t{i}" for i in range(C.size)], "kind": "dlm",
-                         "non_embedding_params": N, "tokens": C / (6 * N), "final_loss": loss,
-                         "budget_flops": C, "unique_tokens": 3e8})
-    report = write_report(runs, tmp_path, title="repeats", n_bootstrap=50, laws=["isoflop"],
-                          suggest=SuggestRequest(3, TARGET))
+    free = write_report(_runs(C, N, loss, 1e12), tmp_path / "free", title="free",
+                        n_bootstrap=50, laws=["isoflop"], suggest=SuggestRequest(3, TARGET))
+    longest = max(r.tokens for r in free.fits["dlm"]["suggestions"].runs)
+    unique = 0.9 * longest  # the longest run suggested without a limit no longer fits
+    report = write_report(_runs(C, N, loss, unique), tmp_path / "held", title="repeats",
+                          n_bootstrap=50, laws=["isoflop"], suggest=SuggestRequest(3, TARGET))
     plan = report.fits["dlm"]["suggestions"]
-    long = [str(r.rank) for r in plan.runs if r.tokens > 3e8]
-    assert long and len(long) < len(plan.runs)
+    assert plan.runs and all(r.tokens <= unique for r in plan.runs)
+    long = [r for r in plan.left_out if r.check == "corpus"]
+    assert long and all(r.tokens > unique for r in long)
     text = report.markdown_path.read_text()
-    assert f"Run(s) {', '.join(long)} train on more tokens than the 300,000,000 unique" in text
     assert "### Where to measure next: N_opt at C = 1e+18 FLOPs" in text
+    assert f"more than the {unique:,.0f} unique ones of the fitted runs' corpus" in text
+    assert f"Left out: {len(plan.left_out)} candidate runs (" in text
+    assert f"left out {len(plan.left_out)} of" in report.summary
+
+
+def test_no_suggestion_trains_fewer_tokens_per_parameter_than_the_sweep():
+    """Without a study window, a candidate may train no fewer tokens per parameter than the
+    fewest any fitted run trained; with one, no fewer than its minimum."""
+    C, N, loss = sweep(0)
+    ratios = C / (6 * N * N)
+    plan = suggest_runs(fit_isoflop(C, N, loss, n_bootstrap=50, seed=0), C, N, loss,
+                        SuggestRequest(6, TARGET))
+    assert plan.min_tokens_per_param == pytest.approx(ratios.min())
+    assert plan.runs and all(r.tokens / r.non_embedding_params >= ratios.min() * (1 - 1e-9)
+                             for r in plan.runs)
+    short = [r for r in plan.left_out if r.check == "tokens_per_param"]
+    assert short and all(r.tokens / r.non_embedding_params < ratios.min() for r in short)
+    floor = float(np.median(ratios))
+    strict = suggest_runs(fit_isoflop(C, N, loss, n_bootstrap=50, seed=0), C, N, loss,
+                          SuggestRequest(6, TARGET, min_tokens_per_param=floor))
+    assert all(r.tokens / r.non_embedding_params >= floor for r in strict.runs)
+    assert len(strict.left_out) > len(plan.left_out)
+    assert "the study's tokens_per_param minimum" in strict.left_out[0].reason
+
+
+def _runs(C, N, loss, unique_tokens: float) -> pd.DataFrame:
+    return pd.DataFrame({"trial_name": [f"t{i}" for i in range(C.size)], "kind": "dlm",
+                         "non_embedding_params": N, "tokens": C / (6 * N), "final_loss": loss,
+                         "budget_flops": C, "unique_tokens": unique_tokens})

@@ -14,12 +14,15 @@ Closing the loop on an experiment's fit (laws/proposal.py, laws/suggest.py):
   quokka fit EXPERIMENT --propose 3e12            # an experiment file for the predicted optimum
   quokka fit EXPERIMENT --suggest 4 --target 1e14  # the 4 runs that most narrow N_opt(1e14)
 
+--json prints either fit as one JSON object (commands/fit_json.py).
+
 `main(argv)` parses the same flags without the `quokka` command (the tests use it).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from dataclasses import dataclass
@@ -88,6 +91,13 @@ def add_csv_fit_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="DIR",
         help="output folder (with --csv: fit.json and the plots; without: the report)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object instead of the text (progress and notices go to stderr): "
+        "per objective every law fitted with its coefficients and intervals, held-out errors, "
+        "the laws skipped and why, and the proposal and suggestions when asked for",
     )
 
 
@@ -187,11 +197,18 @@ def run_csv_fit(args: argparse.Namespace) -> int:
     except LawInputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"{law} fit of {args.csv} ({result.runs} runs):")
-    for line in result.lines:
-        print(f"  {line}")
+    if getattr(args, "json", False):
+        from quokka_ray.commands.fit_json import csv_fit_json
+
+        print(json.dumps(csv_fit_json(result, columns, args.bootstrap or 0, args.seed),
+                         indent=1, allow_nan=False))
+    else:
+        print(f"{law} fit of {args.csv} ({result.runs} runs):")
+        for line in result.lines:
+            print(f"  {line}")
     if result.written:
-        print(f"wrote {result.written[0]} and {result.written[0].parent}")
+        print(f"wrote {result.written[0]} and {result.written[0].parent}",
+              file=sys.stderr if getattr(args, "json", False) else sys.stdout)
     return 0
 
 
