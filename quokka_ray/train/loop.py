@@ -80,8 +80,10 @@ def train(
     mask_id = data.manifest["mask_token_id"]
 
     torch.manual_seed(cfg.seed)  # identical initial weights on every worker
-    model = shard_model(Transformer(cfg.model).to(device), device, cfg.performance)
+    model = shard_model(Transformer(cfg.model).to(device), device, cfg.performance,
+                        shard=world_size > 1)
     optimizer = build_optimizer(model, cfg.hyperparameters)
+    parameters = list(model.parameters())  # walked every step: the module tree once
     state = checkpoint.load(resume_from, model, optimizer) if resume_from else checkpoint.TrainState()
 
     validation = torch.from_numpy(data.validation).to(device)
@@ -114,6 +116,7 @@ def train(
     metrics: dict[str, float] | None = None
     pending: list = []  # device-side metrics of the steps since the last read-back
     window_start = time.perf_counter()  # of the steps in `pending`
+    model.train()  # once: validation puts the model back in training mode when it is done
     try:
         while state.step < cfg.total_steps:
             step = state.step
@@ -126,7 +129,6 @@ def train(
                                progress=step / max(1, cfg.total_steps - 1)).rows(start, stop)
             tokens = to_device(torch.from_numpy(batches.get(step)), device)
 
-            model.train()
             sums: dict[str, torch.Tensor] = {}
             head_positions = torch.zeros((), device=device)
             max_logit = torch.zeros((), device=device)
@@ -147,7 +149,7 @@ def train(
                 if out.max_abs_logit is not None:
                     max_logit = torch.maximum(max_logit, out.max_abs_logit.float())
             clip = cfg.hyperparameters.grad_clip_norm
-            grad_norm = (torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            grad_norm = (torch.nn.utils.clip_grad_norm_(parameters, clip)
                          if clip > 0 else torch.zeros((), device=device))
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -186,7 +188,7 @@ def train(
                 step = logged.pop("step")
                 if step == state.step:  # the weights of this step are the model's now
                     logged["param_norm"] = float(_full_tensor(torch.nn.utils.get_total_norm(
-                        [p.detach() for p in model.parameters()])))
+                        [p.detach() for p in parameters])))
                 tracker.log_metrics(logged, step=step)
 
             # Every report carries val_loss, so that Tune's schedulers can compare any two.
