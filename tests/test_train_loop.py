@@ -19,7 +19,7 @@ import torch.distributed as dist
 
 from quokka_ray.data import prepare_shards
 from quokka_ray.model import Transformer
-from quokka_ray.train import Hyperparameters, checkpoint
+from quokka_ray.train import EvaluationConfig, Hyperparameters, checkpoint, loop
 from quokka_ray.train.fsdp import is_sharded, shard_model
 from quokka_ray.train.loop import build_optimizer, train
 from tests.conftest import REPO
@@ -134,3 +134,19 @@ def test_one_worker_loads_a_checkpoint_of_fsdp_workers(tmp_path, one_torch_threa
     for param, moment in zip(plain.parameters(), expected_moments, strict=True):
         assert torch.equal(plain_optimizer.state[param]["exp_avg_sq"], moment)
 
+
+def test_validation_draws_its_noise_from_the_evaluation_seed(data_cache, monkeypatch):
+    cfg = replace(tiny_config(str(data_cache), steps=2), seed=3,
+                  evaluation=EvaluationConfig(seed=11, smoothing_window_steps=5,
+                                              validation_samples_per_sequence=2))
+    prepare_shards(cfg.data)
+    seeds: list[int] = []
+
+    def validation_loss(*args, seed, **kwargs):
+        seeds.append(seed)
+        return real(*args, seed=seed, **kwargs)
+
+    real = loop.validation_loss
+    monkeypatch.setattr(loop, "validation_loss", validation_loss)
+    train(cfg, rank=0, world_size=1, device=CPU, report=lambda m, f: None)
+    assert seeds == [11]

@@ -97,6 +97,9 @@ class EvaluationConfig:
     0 means only at the end."""
     validation_samples_per_sequence: int = 4
     """Monte-Carlo timesteps per validation sequence for the DLM negative ELBO."""
+    seed: int = 0
+    """The validation noise seed, independent of the training seed, so every run of a study
+    is evaluated on the same masks and timesteps."""
     smoothing_window_steps: int = 301
     """Gaussian window (in steps) of the smoothed final training loss `final_loss` (Quokka:
     301); only its past half exists at the last step."""

@@ -214,7 +214,7 @@ def train(
 def _validate(model, validation: torch.Tensor, cfg: TrainConfig, mask_id: int, compute) -> float:
     with compute():
         return validation_loss(
-            model, validation, cfg.objective, mask_id, seed=cfg.seed,
+            model, validation, cfg.objective, mask_id, seed=cfg.evaluation.seed,
             samples_per_sequence=cfg.evaluation.validation_samples_per_sequence)
 
 
