@@ -27,6 +27,8 @@ NUMERIC_COLUMNS = ("non_embedding_params", "tokens", "flops", "budget_flops", "f
                    "val_loss", "lr", "batch_tokens", "weight_decay", "unique_tokens", "epochs",
                    "steps", "final_loss_window_steps", "exact_flops_per_token")
 OBJECTIVE_COLUMNS = ("kind", "kernel", "schedule", "loss", "timesteps", "lr_schedule")
+#: Text columns the fits read besides the objective's: how a budget counts FLOPs.
+TEXT_COLUMNS = ("budget_flops_rule",)
 LEFT_OUT = {"stopped_early": "stopped early by ASHA", "failed": "failed",
             "diverged": "diverged (loss not finite)",
             "running": "still running (or interrupted)", "killed": "stopped before the end"}
@@ -61,11 +63,11 @@ def in_plan(runs: pd.DataFrame, planned: Collection[str] | None) -> pd.DataFrame
 def trial_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per run with the columns the law fits read (params come back as strings)."""
     table = pd.DataFrame({"trial_name": runs["trial_name"].to_numpy()})
-    for column in OBJECTIVE_COLUMNS:
+    for column in OBJECTIVE_COLUMNS + TEXT_COLUMNS:
         if column in runs:
             table[column] = runs[column].to_numpy()
     for column in NUMERIC_COLUMNS:
-        values = runs[column].to_numpy() if column in runs else np.nan
+        values = runs[column].to_numpy() if column in runs else np.full(len(runs), np.nan)
         table[column] = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy()
     return table
 

@@ -128,18 +128,18 @@ def test_holdout_predicts_the_largest_budget(quokka_points):
     assert held.predicted[0] / held.observed[0] - 1 == pytest.approx(held.metrics["relative_error"])
 
 
-def test_extrapolated_vertices_can_be_left_out():
-    # Three budgets of a known parabola family; the smallest budget's optimum (N = 2e3) lies
-    # below the sizes it ran, so its vertex is an extrapolation.
+def test_a_budget_whose_vertex_lies_outside_its_sizes_still_counts():
+    # Three budgets of a known parabola family with N_opt = 2e3 (C / 1e10)^2; the smallest
+    # budget's optimum lies below the sizes it ran. Its own vertex is an extrapolation, but
+    # its runs still pin the law down: the joint fit recovers the family's law exactly.
     sizes = np.array([4e3, 1e4, 3e4, 1e5])
     C, N, loss = [], [], []
-    for budget, n_opt in ((1e10, 2e3), (2e10, 8e3), (4e10, 2e4)):
+    for budget, n_opt in ((1e10, 2e3), (2e10, 8e3), (4e10, 3.2e4)):
         C += [budget] * sizes.size
         N += list(sizes)
         loss += list(2.0 + 0.1 * (np.log(sizes) - np.log(n_opt)) ** 2)
-    every = fit_isoflop(C, N, loss)
-    inside = fit_isoflop(C, N, loss, require_vertex_inside=True)
-    assert len(every.budgets) == 3 and len(inside.budgets) == 2
-    assert "outside the sizes run" in inside.skipped_budgets[0].reason
-    assert inside.n_opt(2e10) == pytest.approx(8e3, rel=1e-6)
-    assert inside.a == pytest.approx(np.log(2e4 / 8e3) / np.log(2), rel=1e-6)
+    fit = fit_isoflop(C, N, loss)
+    assert len(fit.budgets) == 3 and not fit.budgets[0].vertex_inside
+    assert fit.law_budgets == (1e10, 2e10, 4e10)
+    assert fit.a == pytest.approx(2.0, rel=1e-5)
+    assert fit.n_opt(1e10) == pytest.approx(2e3, rel=1e-4)

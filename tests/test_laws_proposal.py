@@ -71,12 +71,13 @@ def test_isoflop_proposal_predicts_the_sized_run():
     assert p.final_loss == pytest.approx(truth, abs=0.02)
     lo, hi = p.final_loss_interval
     assert lo < p.final_loss < hi and lo < truth < hi
-    assert p.replicates > 150 and 0.002 < p.residual_sd < 0.01
+    assert "profile likelihood" in p.method and 0.002 < p.residual_sd < 0.01
 
 
-def test_no_interval_where_the_bootstrap_cannot_vary(tmp_path):
-    """Two budgets with only the 3 sizes a parabola needs: every replicate that can be fitted
-    is the sweep itself, so no interval rather than one of zero width."""
+def test_no_interval_without_a_spare_run(tmp_path):
+    """Two budgets with only the 3 sizes a parabola needs: no run is spare to estimate the
+    noise, so no interval rather than one of zero width, and two budgets cannot place a floor
+    under the loss, so no loss is predicted."""
     runs = isoflop_runs(noise=0.01)
     keep = np.tile([True, False, True, False, True, False], 3) & (runs["C"] < 1e16)
     runs = {k: v[keep] for k, v in runs.items()}
@@ -84,10 +85,13 @@ def test_no_interval_where_the_bootstrap_cannot_vary(tmp_path):
     assert fit.n_bootstrap_ok > 0
     p = propose({"isoflop": fit}, "dlm", ProposalRequest(1e17), runs)
     assert p.n_opt_interval is None and p.final_loss_interval is None
-    assert math.isnan(p.residual_sd)
+    assert math.isnan(p.residual_sd) and math.isnan(p.final_loss)
+    assert fit.intervals == {} and "no run is spare" in fit.interval_note
     report = write_report(_table(runs), tmp_path, title="three sizes", n_bootstrap=200,
                           laws=["isoflop"], propose=ProposalRequest(1e17))
-    assert "No interval: the bootstrap gave no spread" in report.markdown_path.read_text()
+    text = report.markdown_path.read_text()
+    assert "No loss predicted: no loss prediction: a loss law with a floor needs 3 budgets" in text
+    assert "Intervals: none: no run is spare" in text
 
 
 def test_parametric_proposal_uses_the_closed_form_allocation():

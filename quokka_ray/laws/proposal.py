@@ -2,14 +2,15 @@
 budget, the final loss it predicts for that run, and, once the run has trained, the prediction
 against the actual loss.
 
-A proposal comes from the IsoFLOP law when it was fitted (N_opt(C) from its power law, the loss
-from its surface, surface.py), else from the parametric law (its closed-form allocation and
-L(N, D)). The run that trains is not N_opt itself but the model the sizing rule picks for it,
-with D = C / (6 N) in whole batches: the caller sizes it (laws know no model shapes) and the
-loss is predicted for that run. Intervals are percentiles over the bootstrap replicates' laws.
-The predicted final loss is to be compared with one run, so its interval also holds the
-run-to-run noise of the fitted runs: each replicate's prediction plus a normal draw with the
-residual sd of the runs about the law (left out, and said so, when no run is spare).
+A proposal comes from the IsoFLOP law when it was fitted, else from the parametric law (its
+closed-form allocation and L(N, D)). From the IsoFLOP law, N_opt(C) and its interval come from
+the joint fit's profile likelihood (isoflop_joint.py) and the run's loss from the loss law with
+an irreducible floor fitted on the same runs (optimal_loss.py): a law without a floor keeps
+falling and predicts too low a loss beyond the budgets run. From the parametric law, intervals
+are percentiles over the bootstrap replicates' laws. The run that trains is not N_opt itself but
+the model the sizing rule picks for it, with its tokens in whole batches: the caller sizes it
+(laws know no model shapes) and the loss is predicted for that run. That loss is to be compared
+with one run, so its interval also holds the run-to-run noise of the fitted runs.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from .bootstrap import CONFIDENCE, percentile_interval
 from .errors import LawInputError
 from .isoflop import IsoFlopFit
 from .markdown import fmt, table
+from .optimal_loss import OptimalLossLaw, fit_optimal_loss
 from .parametric import PARAM_NAMES, ParametricFit
 from .selection import best_per_allocation, fresh_data_runs, split_by_objective
-from .surface import IsoFlopSurface, residual_sd
 
 if TYPE_CHECKING:
     from .sections import ObjectiveSection
@@ -96,6 +97,8 @@ class ComputeOptimalProposal:
     fitted_runs: int
     replicates: int
     confidence: float = CONFIDENCE
+    method: str = ""
+    """How the intervals were computed, for the report."""
 
     @property
     def extrapolation(self) -> float:
@@ -126,31 +129,9 @@ def _default_run(n_opt: float, budget: float) -> SizedRun:
     return SizedRun(n, max(1, round(budget / (6 * n))), "unsized")
 
 
-def _n_opt(law: IsoFlopSurface | ParametricFit, budget: float) -> float:
-    if isinstance(law, IsoFlopSurface):
-        return law.n_opt(budget)
-    return law.optimal_allocation(budget)[0]
-
-
-def _loss(law: IsoFlopSurface | ParametricFit, n: float, d: float) -> float:
-    if isinstance(law, IsoFlopSurface):
-        return law.loss(n, 6.0 * n * d)
-    return law.predict(n, d)
-
-
-def _isoflop_laws(fit: IsoFlopFit, runs: dict):
-    """The fit's surface, its replicates' surfaces, the residual sd, the largest budget and
-    the number of runs on a budget."""
-    on = np.isfinite(runs["C"])
-    sd, _ = residual_sd(fit.budgets, runs["C"][on], runs["N"][on], runs["loss"][on])
-    return (IsoFlopSurface.from_parabolas(fit.budgets),
-            [IsoFlopSurface.from_parabolas(r) for r in fit.bootstrap_budgets], sd,
-            max(p.budget_flops for p in fit.budgets), int(on.sum()))
-
-
 def _parametric_laws(fit: ParametricFit, runs: dict):
-    """The same for the parametric law: its replicates are the bootstrap's coefficient rows
-    that have an allocation; the largest compute is the largest 6 N D fitted."""
+    """The parametric law, its replicates (the bootstrap's coefficient rows that have an
+    allocation), the residual sd, the largest compute fitted (6 N D) and the runs."""
     rows = fit.bootstrap_samples if fit.bootstrap_samples is not None else []
     draws = [ParametricFit(**dict(zip(PARAM_NAMES, row, strict=True))) for row in rows]
     draws = [d for d in draws if d.alpha > 0 and d.beta > 0 and d.A > 0 and d.B > 0]
@@ -169,31 +150,79 @@ def propose(fits: Mapping[str, object], objective: str, request: ProposalRequest
     law = request.law or next((name for name in PROPOSAL_LAWS if name in fits), None)
     if law is None or law not in fits:
         raise LawInputError(f"no {law or 'IsoFLOP or parametric'} law was fitted")
+    if law == "isoflop":
+        return _propose_isoflop(fits[law], objective, request, runs, confidence)
+    return _propose_parametric(fits[law], objective, request, runs, seed, confidence)
+
+
+def _propose_isoflop(fit: IsoFlopFit, objective: str, request: ProposalRequest, runs: dict,
+                     confidence: float) -> ComputeOptimalProposal:
+    """N_opt from the joint IsoFLOP law with its profile interval; the run's loss from the loss
+    law with a floor on the same fit (optimal_loss.py), with its prediction interval."""
     budget = request.budget_flops
-    parts = _isoflop_laws if law == "isoflop" else _parametric_laws
-    point, draws, sd, largest, fitted = parts(fits[law], runs)
+    n_opt = fit.n_opt(budget)
+    if not (math.isfinite(n_opt) and n_opt > 0):
+        raise LawInputError(f"the isoflop law gives N_opt = {n_opt:g} at C = {budget:g}")
+    run = (request.size or (lambda _, n, c: _default_run(n, c)))(objective, n_opt, budget)
+    loss_law, note = _optimal_loss_law(fit)
+    if loss_law is None:
+        final_loss, final_interval, sd = math.nan, None, fit.residual_sd
+    else:
+        final_loss = loss_law.predict(budget, run.non_embedding_params)
+        final_interval = loss_law.prediction_interval(budget, run.non_embedding_params,
+                                                      confidence)
+        sd = loss_law.residual_sd
+    on = np.isfinite(runs["C"])
+    return ComputeOptimalProposal(
+        objective=objective, law="isoflop", budget_flops=budget, n_opt=n_opt,
+        d_opt=fit.d_opt(budget), n_opt_interval=fit.n_opt_interval(budget), run=run,
+        final_loss=final_loss, final_loss_interval=final_interval, residual_sd=sd,
+        largest_fitted_flops=max(fit.law_budgets),
+        fitted_sizes=(float(np.nanmin(runs["N"])), float(np.nanmax(runs["N"]))),
+        fitted_runs=int(on.sum()), replicates=0, confidence=confidence,
+        method=("profile likelihood of the joint IsoFLOP fit; the loss from L_opt(C) = E + K "
+                f"C^-gamma (E = {fmt(loss_law.E)}, gamma = {fmt(loss_law.gamma)}) and the mean "
+                "curvature, with the runs' noise" if loss_law is not None else note))
+
+
+def _optimal_loss_law(fit: IsoFlopFit) -> tuple[OptimalLossLaw | None, str]:
+    """The floor law on the fit, or None and why."""
+    if fit.joint is None:
+        return None, "no joint fit"
     try:
-        n_opt = float(_n_opt(point, budget))
+        return fit_optimal_loss(fit.joint), ""
+    except LawInputError as err:
+        return None, f"no loss prediction: {err}"
+
+
+def _propose_parametric(fit: ParametricFit, objective: str, request: ProposalRequest,
+                        runs: dict, seed: int, confidence: float) -> ComputeOptimalProposal:
+    budget = request.budget_flops
+    point, draws, sd, largest, fitted = _parametric_laws(fit, runs)
+    try:
+        n_opt = float(point.optimal_allocation(budget)[0])
     except ValueError as err:  # a parametric law without an allocation
         raise LawInputError(str(err)) from None
     if not (math.isfinite(n_opt) and n_opt > 0):
-        raise LawInputError(f"the {law} law gives N_opt = {n_opt:g} at C = {budget:g}")
-    size = request.size or (lambda _, n, c: _default_run(n, c))
-    run = size(objective, n_opt, budget)
+        raise LawInputError(f"the parametric law gives N_opt = {n_opt:g} at C = {budget:g}")
+    run = (request.size or (lambda _, n, c: _default_run(n, c)))(objective, n_opt, budget)
     n, d = run.non_embedding_params, run.tokens
     # One run's loss is the law's prediction plus run-to-run noise: draw both.
     rng = np.random.default_rng(seed)
     noise = rng.normal(0.0, sd if math.isfinite(sd) else 0.0, len(draws))
-    predicted = np.array([_loss(law_, n, d) for law_ in draws]) + noise
+    predicted = np.array([law_.predict(n, d) for law_ in draws]) + noise
     return ComputeOptimalProposal(
-        objective=objective, law=law, budget_flops=budget, n_opt=n_opt,
+        objective=objective, law="parametric", budget_flops=budget, n_opt=n_opt,
         d_opt=budget / (6.0 * n_opt),
-        n_opt_interval=percentile_interval([_n_opt(law_, budget) for law_ in draws], confidence),
-        run=run, final_loss=float(_loss(point, n, d)),
+        n_opt_interval=percentile_interval([law_.optimal_allocation(budget)[0]
+                                            for law_ in draws], confidence),
+        run=run, final_loss=float(point.predict(n, d)),
         final_loss_interval=percentile_interval(predicted, confidence), residual_sd=sd,
         largest_fitted_flops=largest,
         fitted_sizes=(float(np.nanmin(runs["N"])), float(np.nanmax(runs["N"]))),
-        fitted_runs=fitted, replicates=len(draws), confidence=confidence)
+        fitted_runs=fitted, replicates=len(draws), confidence=confidence,
+        method=f"percentiles of {len(draws)} bootstrap replicates' predictions, each with a "
+               "draw of the runs' noise")
 
 
 def describe(p: ComputeOptimalProposal) -> list[str]:
@@ -213,13 +242,13 @@ def describe(p: ComputeOptimalProposal) -> list[str]:
     ]
     if p.final_loss_interval:
         noise = (f"run-to-run noise sd {fmt(p.residual_sd)}" if math.isfinite(p.residual_sd)
-                 else "no run-to-run noise (no budget has more runs than a parabola needs)")
-        lines += [f"The interval holds {p.replicates} bootstrap replicates' predictions and "
-                  f"{noise}.", ""]
+                 else "no run-to-run noise (no run is spare to estimate it)")
+        lines += [f"Intervals: {p.method}; {noise}.", ""]
+    elif not math.isfinite(p.final_loss):
+        lines += [f"No loss predicted: {p.method}.", ""]
     else:
-        lines += ["No interval: the bootstrap gave no spread (no replicates, or every replicate "
-                  "that could be fitted repeats the runs: each budget has only the 3 sizes a "
-                  "parabola needs).", ""]
+        lines += ["No interval for the loss: no run is spare to estimate the noise, or the runs "
+                  "cannot bound the law's loss there.", ""]
     if not p.fitted_sizes[0] <= p.n_opt <= p.fitted_sizes[1]:
         lines += [f"**Extrapolated size:** N_opt lies outside the sizes fitted "
                   f"({fmt(p.fitted_sizes[0])} – {fmt(p.fitted_sizes[1])}).", ""]
@@ -234,7 +263,7 @@ def proposal_section(k: ObjectiveSection, request: ProposalRequest) -> None:
     """The proposal for one objective (an ObjectiveSection), kept in k.fits['proposal']."""
     k.md += [f"### Proposed compute-optimal run for C = {fmt(request.budget_flops)} FLOPs", ""]
     N, D, C, y = (k.col(c) for c in ("non_embedding_params", "tokens", "budget_flops",
-                                     "final_loss"))
+                                     k.target))
     ok = np.isfinite(N) & np.isfinite(D) & np.isfinite(y) & (N > 0) & (D > 0)
     runs = {"N": N[ok], "D": D[ok], "C": C[ok], "loss": y[ok]}
     try:

@@ -42,12 +42,14 @@ class ObjectiveSection:
 
     def __init__(
         self, objective: Objective, df: pd.DataFrame, out_dir: Path, n_bootstrap: int, seed: int,
-        progress: Progress | None = None,
+        progress: Progress | None = None, target: str = "final_loss",
     ):
         self.objective, self.df, self.out_dir = objective, df, out_dir
         self.label = objective.label
+        #: The loss column the compute-constrained laws fit (FIT_TARGETS).
+        self.target = target
         self.fresh = fresh_data_runs(df)
-        self.best = best_per_allocation(self.fresh)
+        self.best = best_per_allocation(self.fresh, target)
         self.n_bootstrap, self.seed = n_bootstrap, seed
         #: Told of each step of a long fit, the objective's label before what is fitted.
         self.progress: Progress | None = None if progress is None else (
@@ -87,6 +89,12 @@ class ObjectiveSection:
         self.plots.append(path)
         self.md += [f"![{self.label} {name}]({path.name})", ""]
 
+    def exact_budgets(self) -> bool:
+        """Whether this objective's budgets count exact training FLOPs (D = C / F(N))."""
+        rules = self.df["budget_flops_rule"].dropna().astype(str) if "budget_flops_rule" in \
+            self.df else pd.Series(dtype=str)
+        return bool((rules == "exact").any()) and "exact_flops_per_token" in self.df
+
     def n_boot(self, runs: int) -> int:
         """Bootstrap replicates for a law fitted on `runs` runs: none below MIN_BOOTSTRAP_RUNS."""
         return self.n_bootstrap if runs >= MIN_BOOTSTRAP_RUNS else 0
@@ -119,7 +127,7 @@ def data_section(k: ObjectiveSection) -> None:
 
 
 def isoflop_section(k: ObjectiveSection) -> None:
-    C, N, y = k.col("budget_flops"), k.col("non_embedding_params"), k.col("final_loss")
+    C, N, y = k.col("budget_flops"), k.col("non_embedding_params"), k.col(k.target)
     on_budget = np.isfinite(C) & np.isfinite(y)
     k.md += ["### IsoFLOP profiles (approach 1)", ""]
     ylabel = f"final loss ({k.objective.tag})"
@@ -132,29 +140,30 @@ def isoflop_section(k: ObjectiveSection) -> None:
     if not on_budget.any():
         k.skip("isoflop", "no run has a budget_flops (not an IsoFLOP study)")
         return
+    flops = k.col("exact_flops_per_token")[on_budget] if k.exact_budgets() else None
     try:
-        # A vertex outside the sizes a budget ran is an extrapolation: leave such budgets out
-        # while two or more remain, as a sweep designed around the optimum would.
-        try:
-            fit = fit_isoflop(C[on_budget], N[on_budget], y[on_budget],
-                              n_bootstrap=k.n_bootstrap, seed=k.seed, require_vertex_inside=True)
-        except SKIPPABLE:
-            fit = fit_isoflop(C[on_budget], N[on_budget], y[on_budget],
-                              n_bootstrap=k.n_bootstrap, seed=k.seed)
+        fit = fit_isoflop(C[on_budget], N[on_budget], y[on_budget], flops_per_token=flops,
+                          n_bootstrap=k.n_bootstrap, seed=k.seed)
     except SKIPPABLE as err:
         k.skip("isoflop", str(err))
         draw(None)  # the runs are still worth a look: they show why no law could be fitted
         return
     k.fits["isoflop"] = fit
-    rows = [[p.budget_flops, str(p.n_points), p.n_opt, p.d_opt, p.loss_opt,
+    per_token = "exact FLOPs per token" if flops is not None else "6N"
+    rows = [[p.budget_flops, str(p.n_points), p.n_opt,
+             p.budget_flops / fit.flops_per_token(p.n_opt), p.loss_opt,
              "yes" if p.vertex_inside else "no (extrapolated)"] for p in fit.budgets]
+    k.md += [f"Each budget's own parabola (D_opt = C / {per_token} at its vertex):", ""]
     k.md += table(["C (FLOPs)", "runs", "N_opt", "D_opt (tokens)", "loss at vertex",
                    "vertex inside sizes run"], rows)
     for s in fit.skipped_budgets:
-        k.md += [f"- budget C = {fmt(s.budget_flops)} skipped: {s.reason}"]
-    boot = (f"{fit.n_bootstrap_ok}/{k.n_bootstrap} bootstrap replicates (seed {k.seed})"
-            if k.n_bootstrap else "no bootstrap")
+        in_law = s.budget_flops in fit.law_budgets
+        k.md += [f"- budget C = {fmt(s.budget_flops)}: {s.reason}"
+                 + ("; in the joint law" if in_law else "; left out of the law")]
     k.md += [
+        "",
+        f"The law: every budget's parabola with its vertex on N_opt = k_N C^a, fitted to all "
+        f"{int(on_budget.sum())} runs at once ({len(fit.law_budgets)} budgets).",
         "",
         *table(
             ["law", "prefactor", "exponent", "exponent 95% CI"],
@@ -163,14 +172,17 @@ def isoflop_section(k: ObjectiveSection) -> None:
                 ["D_opt = k_D C^b", fit.k_D, fit.b, interval(fit.intervals, "b")],
             ],
         ),
-        f"Intervals: {boot}.",
+        f"Intervals: {_isoflop_interval_method(fit, k.target)}",
         "",
     ]
-    ci = f" (95% CI {interval(fit.intervals, 'a')})" if "a" in fit.intervals else ""
+    ci = f" (95% CI {interval(fit.intervals, 'a')})" if "a" in fit.intervals else \
+        f" (no interval: {fit.interval_note})"
     k.summary.append(
         f"  IsoFLOP: N_opt = {fit.k_N:.4g} C^{fit.a:.4f}{ci}, D_opt = {fit.k_D:.4g} C^{fit.b:.4f}"
-        + (f"; skipped budgets: {len(fit.skipped_budgets)}" if fit.skipped_budgets else "")
-    )
+        + (f"; budgets without a vertex of their own: {len(fit.skipped_budgets)}"
+           if fit.skipped_budgets else ""))
+    k.summary.append(f"  IsoFLOP fit target: {k.target}, run-to-run sd about the law "
+                     f"{fit.residual_sd:.4f} nats ({fit.dof} spare runs)")
     draw(fit)
     try:
         held = holdout_isoflop(C[on_budget], N[on_budget], y[on_budget])
@@ -185,8 +197,17 @@ def isoflop_section(k: ObjectiveSection) -> None:
     )
 
 
+def _isoflop_interval_method(fit, target: str) -> str:
+    if not fit.intervals:
+        return f"none: {fit.interval_note}."
+    return (f"profile likelihood of the joint fit with the F calibration of least squares "
+            f"({fit.dof} spare runs; the run-to-run noise of {target} about the law, sd "
+            f"{fit.residual_sd:.4g} nats, estimated from them). It assumes each budget's runs "
+            "lie on a parabola in ln N with noise of one size.")
+
+
 def parametric_section(k: ObjectiveSection) -> None:
-    N, D, y = k.col("non_embedding_params"), k.col("tokens"), k.col("final_loss")
+    N, D, y = k.col("non_embedding_params"), k.col("tokens"), k.col(k.target)
     ok = np.isfinite(N) & np.isfinite(D) & np.isfinite(y) & (N > 0) & (D > 0) & (y > 0)
     k.md += ["### Parametric law L = E + A/N^alpha + B/D^beta (approach 3)", ""]
     sizes, datas = np.unique(N[ok]).size, np.unique(D[ok]).size

@@ -144,15 +144,17 @@ def objective_labels(runs: pd.DataFrame) -> np.ndarray:
     return np.array([objective_of(row, columns).label for _, row in runs.iterrows()], dtype=object)
 
 
-def best_per_allocation(df: pd.DataFrame) -> pd.DataFrame:
-    """The lowest-loss run of each (objective, N, D): a law of N and D describes tuned runs, so
-    runs of a hyperparameter sweep count once, at their best; runs of different objectives are
-    never compared (their losses are on different scales)."""
-    ok = df[np.isfinite(df["final_loss"].to_numpy(float))]
+def best_per_allocation(df: pd.DataFrame, target: str = "final_loss") -> pd.DataFrame:
+    """The lowest-loss run (by the `target` column) of each (objective, N, D): a law of N and D
+    describes tuned runs, so runs of a hyperparameter sweep count once, at their best; runs of
+    different objectives are never compared (their losses are on different scales)."""
+    if target not in df:
+        return df.iloc[:0].reset_index(drop=True)
+    ok = df[np.isfinite(df[target].to_numpy(float))]
     if ok.empty:
         return ok.reset_index(drop=True)
     keys = ok.assign(_objective=objective_labels(ok))
     keep = keys.groupby(["_objective", "non_embedding_params", "tokens"], sort=False)[
-        "final_loss"
+        target
     ].idxmin()
     return ok.loc[keep.to_numpy()].reset_index(drop=True)

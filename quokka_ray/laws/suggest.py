@@ -487,7 +487,7 @@ def suggestion_section(k: ObjectiveSection, request: SuggestRequest) -> None:
         k.skip("suggestions", "no IsoFLOP law was fitted: "
                + k.skipped.get("isoflop", "the IsoFLOP law was not requested"))
         return
-    C, N, y = k.col("budget_flops"), k.col("non_embedding_params"), k.col("final_loss")
+    C, N, y = k.col("budget_flops"), k.col("non_embedding_params"), k.col(k.target)
     on = np.isfinite(C) & np.isfinite(y)
     unique = k.col("unique_tokens", "all")
     unique = float(np.nanmax(unique)) if np.isfinite(unique).any() else None
