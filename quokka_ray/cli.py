@@ -120,25 +120,9 @@ def _parser() -> argparse.ArgumentParser:
     laws.add_argument("--quick", action="store_true", help="no reference search, 100 refits")
     laws.add_argument("--workers", type=int, default=1, help="processes for the reference search")
     laws.set_defaults(handler=_bench_laws)
-    train = benches.add_parser("train", help="training tokens/s and MFU on this machine's device")
-    train.add_argument("--non-embedding-params", type=int, default=1_000_000)
-    train.add_argument("--seq-len", type=int, default=256)
-    train.add_argument("--batch-sequences", type=int, default=8)
-    train.add_argument("--steps", type=int, default=10)
-    train.add_argument("--kind", choices=["dlm", "ar"], default="dlm")
-    train.add_argument("--vocab-size", type=int, default=50_304)
-    train.add_argument("--no-fsdp", dest="fsdp", action="store_false",
-                       help="bf16 autocast over fp32 weights instead of FSDP2's bf16 policy")
-    train.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                       help="per-block torch.compile (default: on GPUs, off on CPUs)")
-    train.add_argument("--no-fused-adamw", dest="fused_adamw", action="store_false")
-    train.add_argument("--full-head", dest="masked_head", action="store_false",
-                       help="output layer on every position (default: masked ones only)")
-    train.add_argument("--activation-checkpointing", action="store_true")
-    train.add_argument("--attention", default="auto",
-                       choices=["auto", "cudnn", "flash", "efficient", "math", "flash_attn"])
-    train.add_argument("--json", action="store_true", help="one JSON object instead of a line")
-    train.set_defaults(handler=_bench_train)
+    from quokka_ray.commands.bench_train import add_bench_train_parser
+
+    add_bench_train_parser(benches)  # quokka bench train: a trial's loop, or a model's step
     ray_train = benches.add_parser(
         "ray-train", help="a trial's step time in the plain loop and under Ray Train, and "
         "Ray Train's start-up (CPU)")
@@ -428,7 +412,8 @@ def _fit(args) -> int:
         outcome = fit_experiment(
             name, uri, out_dir, planned=planned, laws=[args.law] if args.law else None,
             n_bootstrap=DEFAULT_FIT_BOOTSTRAP if args.bootstrap is None else args.bootstrap,
-            seed=args.seed, progress=ProgressBar(), **extras)
+            seed=args.seed, progress=ProgressBar(),
+            target=experiment.fit_target if experiment is not None else "final_loss", **extras)
         if not args.json:
             print(outcome.summary)
         left = ", ".join(f"{n} {how}" for how, n in sorted(outcome.left_out.items()))
@@ -604,19 +589,6 @@ def _bench_ray_train(args) -> int:
     storage = resolve_storage_path(args.storage_path or experiment.storage_path)
     cfg = replace(cfg, data=with_root(cfg.data, storage))
     run_ray_train_benchmark(cfg, storage + "/bench")
-    return 0
-
-
-def _bench_train(args) -> int:
-    from quokka_ray.commands.bench_train import TrainBenchSettings, run_train_benchmark
-
-    settings = TrainBenchSettings(
-        non_embedding_params=args.non_embedding_params, seq_len=args.seq_len,
-        batch_sequences=args.batch_sequences, steps=args.steps, kind=args.kind,
-        vocab_size=args.vocab_size, fsdp=args.fsdp, compile=args.compile,
-        fused_adamw=args.fused_adamw, masked_head=args.masked_head,
-        activation_checkpointing=args.activation_checkpointing, attention=args.attention)
-    run_train_benchmark(settings, as_json=args.json)
     return 0
 
 
