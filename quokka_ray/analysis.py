@@ -79,7 +79,7 @@ def fit_experiment(experiment_name: str, tracking_uri: str, out_dir: Path, *,
                    propose: ProposalRequest | None = None,
                    suggest: SuggestRequest | None = None,
                    after: Callable[[Report, pd.DataFrame], list[Path]] | None = None,
-                   progress: Progress | None = None,
+                   progress: Progress | None = None, target: str = "final_loss",
                    ) -> FitOutcome:
     """`planned`: the trial names of the experiment's plan; by default those its latest sweep
     recorded in MLflow. predictions, propose, suggest: see write_report. after(report, trial
@@ -104,11 +104,11 @@ def fit_experiment(experiment_name: str, tracking_uri: str, out_dir: Path, *,
     table.to_csv(out_dir / "trials.csv", index=False)
     report = write_report(table, out_dir, title=experiment_name, n_bootstrap=n_bootstrap,
                           seed=seed, laws=laws, notes=notes, predictions=predictions,
-                          propose=propose, suggest=suggest, progress=progress)
+                          propose=propose, suggest=suggest, progress=progress, target=target)
     written = after(report, table) if after else []
     params = {"trials": len(table), "left_out": sum(left_out.values()),
               "n_bootstrap": n_bootstrap, "seed": seed,
-              "laws": ",".join(sorted(laws)) if laws else "all"}
+              "laws": ",".join(sorted(laws)) if laws else "all", "fit_target": target}
     if propose is not None:
         params["propose_flops"] = propose.budget_flops
     if suggest is not None:

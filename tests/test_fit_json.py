@@ -80,7 +80,7 @@ def test_csv_isoflop_fit_as_json_in_a_process_of_its_own(tmp_path):
     assert objective["runs"] == 87 and objective["skipped"] == {}
     assert list(objective["laws"]) == ["isoflop"]
     _check_isoflop(objective["laws"]["isoflop"], fit)
-    assert fit.n_bootstrap_ok == 30 and set(fit.intervals) == {"a", "b", "k_N", "k_D"}
+    assert fit.n_bootstrap_ok == 30 and set(fit.intervals) == {"a", "b"}
 
 
 def test_csv_parametric_fit_as_json(capsys):

@@ -32,7 +32,6 @@ from quokka_ray.laws.selection import split_by_objective
 
 #: The column the compute-constrained laws of an experiment's fit fit (laws/sections.py);
 #: the data-constrained law fits val_loss where the runs recorded it.
-TARGET_COLUMN = "final_loss"
 #: Keys of a report's fits that are not laws: held-out checks end in this.
 HELD_OUT_SUFFIX = "_holdout"
 LOOP_KEYS = ("proposal", "suggestions")
@@ -122,7 +121,7 @@ def experiment_fit_json(name: str, outcome, report: Report, table: pd.DataFrame,
             "summary": own[label],
         }
     return {
-        "experiment": name, "target_column": TARGET_COLUMN, "trials": outcome.trials,
+        "experiment": name, "target_column": report.target, "trials": outcome.trials,
         "left_out": dict(outcome.left_out), "laws_fitted": list(report.laws),
         "bootstrap": {"replicates": n_bootstrap, "seed": seed,
                       "min_runs": MIN_BOOTSTRAP_RUNS},

@@ -219,7 +219,11 @@ def fit_isoflop(
         raise LawInputError(
             f"IsoFLOP fit needs at least 2 budgets of 3 or more sizes, got {len(runs)} ({why})")
     joint = fit_joint_isoflop(runs, confidence)
-    k_N = math.exp(joint.c - joint.a * joint.log_budget_mean)
+    log_k_N = joint.c - joint.a * joint.log_budget_mean
+    if not -700.0 < log_k_N < 700.0:
+        raise LawInputError(f"IsoFLOP fit is degenerate: exponent {joint.a:.3g} puts k_N at "
+                            f"exp({log_k_N:.3g}) (the runs barely move with the budget)")
+    k_N = math.exp(log_k_N)
     table = None
     if F is not None:
         order = np.argsort(N)

@@ -43,6 +43,8 @@ from .sections import (
 from .selection import Objective, fresh_data_runs, split_by_bound, split_by_objective
 from .suggest import SuggestRequest, suggestion_section
 
+#: The loss columns the compute-constrained laws can fit (Experiment.fit_target).
+FIT_TARGETS = ("final_loss", "val_loss")
 REQUIRED_COLUMNS = ("trial_name", "kind", "non_embedding_params", "tokens", "final_loss")
 #: The laws write_report can be restricted to (its `laws` argument, `quokka fit --law`).
 LAW_NAMES = ("isoflop", "parametric", "data-constrained", "hyperparameters")
@@ -73,6 +75,8 @@ class Report:
     transfer: dict[str, TransferComparison] = field(default_factory=dict)
     #: The laws fitted (LAW_NAMES, or the subset asked for).
     laws: tuple[str, ...] = LAW_NAMES
+    #: The loss column the compute-constrained laws fit (FIT_TARGETS).
+    target: str = "final_loss"
 
 
 def _check_laws(laws: Collection[str] | None) -> tuple[str, ...]:
@@ -179,6 +183,7 @@ def write_report(
     propose: ProposalRequest | None = None,
     suggest: SuggestRequest | None = None,
     progress: Progress | None = None,
+    target: str = "final_loss",
 ) -> Report:
     """Fit what `runs` support, per objective, and write out_dir/report.md with PNG plots.
 
@@ -199,6 +204,10 @@ def write_report(
     if runs.empty:
         raise LawInputError("no runs to fit")
     chosen = _check_laws(laws)
+    if target not in FIT_TARGETS:
+        raise LawInputError(f"fit target must be one of {', '.join(FIT_TARGETS)}, got {target!r}")
+    if target not in runs or not np.isfinite(runs[target].to_numpy(float)).any():
+        raise LawInputError(f"no run recorded {target}, the loss the laws are to fit")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     groups = split_by_objective(runs)
@@ -209,6 +218,11 @@ def write_report(
         + ", ".join(f"`{o.label}` ({o.tag})" for o, _ in groups) + ". "
         "Each objective is fitted on its own runs. Units: N non-embedding parameters, "
         f"D tokens, C = 6ND FLOPs, loss in nats/token ({_smoothing_note(runs)}).",
+        "",
+        f"The IsoFLOP and parametric laws fit `{target}`"
+        + (" (the validation loss: the same held-out sequences and evaluation noise for every "
+           "run)." if target == "val_loss" else " (the smoothed final training loss, as the "
+                                                  "paper)."),
         "",
     ]
     if chosen != LAW_NAMES:
@@ -222,7 +236,7 @@ def write_report(
     skipped: dict[str, dict[str, str]] = {}
     kinds = {o.kind for o, _ in groups}
     for objective, df in groups:
-        k = ObjectiveSection(objective, df, out_dir, n_bootstrap, seed, progress)
+        k = ObjectiveSection(objective, df, out_dir, n_bootstrap, seed, progress, target)
         k.plot_hyperparameters = kinds != {"ar", "dlm"}  # else the transfer plots show them
         data_section(k)
         for name in chosen:
@@ -246,4 +260,5 @@ def write_report(
     path = out_dir / "report.md"
     path.write_text("\n".join(md) + "\n")
     return Report(markdown_path=path, plot_paths=plots, summary="\n".join(summary), fits=fits,
-                  skipped=skipped, objectives=objectives, transfer=transfer, laws=chosen)
+                  skipped=skipped, objectives=objectives, transfer=transfer, laws=chosen,
+                  target=target)

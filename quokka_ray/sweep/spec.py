@@ -287,6 +287,11 @@ class Experiment:
     prediction: Prediction | None = None
     """What a fitted law predicts for this experiment's run (written by `quokka fit
     --propose`); `quokka fit` reports it beside the actual loss. Not part of a trial's name."""
+    fit_target: Literal["final_loss", "val_loss"] = "final_loss"
+    """The loss `quokka fit` fits the compute-constrained laws (IsoFLOP, parametric) to: the
+    smoothed final training loss, as the paper, or the validation loss (the same held-out
+    sequences and evaluation noise for every run, so two runs differ only by what they
+    learnt). Not part of a trial's name."""
 
     def __post_init__(self) -> None:
         check_types(self)
