@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from quokka_ray.laws import LawInputError, ParametricFit, fit_isoflop, fit_parametric, write_report
+from quokka_ray.laws.isoflop import fit_budget_parabola
 from quokka_ray.laws.proposal import (
     LossPrediction,
     ProposalRequest,
@@ -18,6 +19,7 @@ from quokka_ray.laws.proposal import (
     prediction_lines,
     propose,
 )
+from quokka_ray.laws.published import REFERENCE_DIR
 from quokka_ray.laws.surface import IsoFlopSurface, residual_sd
 
 # IsoFLOP runs around a known surface: N_opt = 0.05 C^0.5, L_opt = 8 C^-0.05, curvature 0.25.
@@ -156,3 +158,27 @@ def test_report_holds_the_proposal_and_the_prediction_against_actual(tmp_path):
     assert "predicted vs actual (dlm" in checked.summary
     md, summary = prediction_lines(run.assign(kind="ar"), [prediction])
     assert any("no finished run" in line for line in md)
+
+
+def test_the_papers_points_up_to_3e20_propose_the_measured_1e21_optimum():
+    """Quokka's 87 IsoFLOP points (shipped reference data), fitted on the budgets up to 3e20
+    FLOPs, and asked for 1e21: both intervals hold the optimum the paper measured at 1e21 (the
+    vertex of that budget's own parabola through its 7 runs: N = 1.38e9, loss 2.937). A law
+    without a floor predicted 2.889 there, its interval's upper end at the truth."""
+    points = pd.read_csv(REFERENCE_DIR / "quokka_isoflop_points.csv")
+    C, N, loss = (points[c].to_numpy(float) for c in ("C_flops", "N_params_plot",
+                                                        "final_train_loss_smoothed"))
+    measured = fit_budget_parabola(1e21, N[C == 1e21], loss[C == 1e21])
+    assert measured.n_opt == pytest.approx(1.38e9, rel=0.01)
+    assert measured.loss_opt == pytest.approx(2.937, abs=0.001)
+    fitted = C <= 3e20
+    runs = {"C": C[fitted], "N": N[fitted], "D": C[fitted] / (6 * N[fitted]),
+            "loss": loss[fitted]}
+    fit = fit_isoflop(runs["C"], runs["N"], runs["loss"])
+    p = propose({"isoflop": fit}, "dlm", ProposalRequest(1e21), runs)
+    lo, hi = p.n_opt_interval
+    assert lo < measured.n_opt < hi
+    # the proposed run is N_opt itself (no sizing rule): its loss is the optimum's
+    lo, hi = p.final_loss_interval
+    assert lo < measured.loss_opt < hi
+    assert p.final_loss > 2.9  # the floor bends the law up from the no-floor 2.889
