@@ -112,7 +112,7 @@ def test_two_dlm_objectives_and_ar_give_three_laws(tmp_path, corpus, monkeypatch
                  "--law", "isoflop", "--bootstrap", "20", "--seed", "3"]) == 0
     text = (only / "report.md").read_text()
     assert "IsoFLOP profiles" in text and "Parametric law" not in text
-    assert "/20 bootstrap replicates" in text
+    assert "Intervals: profile likelihood of the joint fit" in text
 
 
 def test_fit_counts_only_the_trials_of_the_plan(tmp_path, corpus, capsys):
@@ -151,7 +151,7 @@ def test_quickstart_trials_record_unique_tokens_and_single_epochs(tmp_path, caps
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("quickstart").experiment_id],
                               filter_string="tags.`quokka.role` = 'trial'")
-    assert len(runs) == len(trials) == 12
+    assert len(runs) == len(trials) == 15
     for run in runs:
         unique, epochs = float(run.data.params["unique_tokens"]), float(run.data.params["epochs"])
         assert unique == corpus.train_tokens // 64 * 64
