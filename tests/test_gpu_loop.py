@@ -1,5 +1,6 @@
 """The training loop on a GPU under an NCCL process group (the one Ray Train gives GPU
-workers): FSDP2 in bf16, fused AdamW, a checkpoint and a resume. Skipped without CUDA."""
+workers): one worker trains its model unwrapped under bf16 autocast (FSDP2 shards from two
+workers on), fused AdamW, a checkpoint and a resume. Skipped without CUDA."""
 
 from __future__ import annotations
 
