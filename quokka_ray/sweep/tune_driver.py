@@ -114,7 +114,10 @@ def run_sweep(experiment: Experiment, trials: list[TrialSpec], context: SweepCon
     """Run (or resume, if `experiment_path` holds this sweep) every trial."""
     search = experiment.search
     hyper = experiment.hyperparameters
-    param_space: dict = {"trial": tune.grid_search([t.name for t in trials])}
+    # Costliest first: Tune starts trials in grid order, so the sweep's last minutes are spent
+    # on short trials side by side rather than on one long trial alone.
+    by_cost = sorted(trials, key=lambda t: -t.exact_flops_per_token * (t.tokens or t.target_tokens))
+    param_space: dict = {"trial": tune.grid_search([t.name for t in by_cost])}
     run = run_trial
     if any(spec.ladder for spec in trials):
         # One Tune trial per ladder: its runs depend on its stable phase, so they run in turn.
