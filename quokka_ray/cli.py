@@ -120,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     laws.add_argument("--quick", action="store_true", help="no reference search, 100 refits")
     laws.add_argument("--workers", type=int, default=1, help="processes for the reference search")
     laws.set_defaults(handler=_bench_laws)
-    from quokka_ray.commands.bench_train import add_bench_train_parser
+    from quokka_ray.commands.bench_train_args import add_bench_train_parser
 
     add_bench_train_parser(benches)  # quokka bench train: a trial's loop, or a model's step
     ray_train = benches.add_parser(

@@ -7,6 +7,7 @@ packages so that `laws/`, `train/` and the rest take explicit parameters and nev
 - render.py       configuration dataclasses and Tune search spaces written back as Python
 - bench_laws.py   `quokka bench laws`: timings of the law fits on the reference data
 - bench_train.py  `quokka bench train`: training tokens/s and MFU on this machine's device
+- bench_train_args.py  its options and settings, without torch (the parser is built on every call)
 - data.py         `quokka data prepare | train-tokenizer` and `quokka bench data` flags, handlers
 - bench_data.py   `quokka bench data`: tokens/s of shard preparation and of the loader
 - verbosity.py    -v: which library notices the driver log leaves out by default, and why
