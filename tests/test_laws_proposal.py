@@ -79,7 +79,7 @@ def test_isoflop_proposal_predicts_the_sized_run():
 def test_no_interval_without_a_spare_run(tmp_path):
     """Two budgets with only the 3 sizes a parabola needs: no run is spare to estimate the
     noise, so no interval rather than one of zero width, and two budgets cannot place a floor
-    under the loss, so no loss is predicted."""
+    under the loss, so the loss comes from the power law through their vertices, said so."""
     runs = isoflop_runs(noise=0.01)
     keep = np.tile([True, False, True, False, True, False], 3) & (runs["C"] < 1e16)
     runs = {k: v[keep] for k, v in runs.items()}
@@ -87,12 +87,13 @@ def test_no_interval_without_a_spare_run(tmp_path):
     assert fit.n_bootstrap_ok > 0
     p = propose({"isoflop": fit}, "dlm", ProposalRequest(1e17), runs)
     assert p.n_opt_interval is None and p.final_loss_interval is None
-    assert math.isnan(p.residual_sd) and math.isnan(p.final_loss)
+    assert math.isnan(p.residual_sd) and math.isfinite(p.final_loss)
     assert fit.intervals == {} and "no run is spare" in fit.interval_note
     report = write_report(_table(runs), tmp_path, title="three sizes", n_bootstrap=200,
                           laws=["isoflop"], propose=ProposalRequest(1e17))
     text = report.markdown_path.read_text()
-    assert "No loss predicted: no loss prediction: a loss law with a floor needs 3 budgets" in text
+    assert "No interval for the loss: no loss prediction: a loss law with a floor needs 3" in text
+    assert "the power law without a floor" in text
     assert "Intervals: none: no run is spare" in text
 
 

@@ -30,6 +30,7 @@ from .markdown import fmt, table
 from .optimal_loss import OptimalLossLaw, fit_optimal_loss
 from .parametric import PARAM_NAMES, ParametricFit
 from .selection import best_per_allocation, fresh_data_runs, split_by_objective
+from .surface import IsoFlopSurface
 
 if TYPE_CHECKING:
     from .sections import ObjectiveSection
@@ -166,7 +167,15 @@ def _propose_isoflop(fit: IsoFlopFit, objective: str, request: ProposalRequest, 
     run = (request.size or (lambda _, n, c: _default_run(n, c)))(objective, n_opt, budget)
     loss_law, note = _optimal_loss_law(fit)
     if loss_law is None:
-        final_loss, final_interval, sd = math.nan, None, fit.residual_sd
+        if len(fit.budgets) < 2:
+            raise LawInputError(f"no loss to predict: {note}")
+        # Two budgets cannot place a floor: the power law through their vertices' losses,
+        # which falls for ever and so predicts too low a loss beyond them; no interval.
+        surface = IsoFlopSurface.from_parabolas(fit.budgets)
+        final_loss = float(surface.loss(run.non_embedding_params, budget))
+        final_interval, sd = None, fit.residual_sd
+        note = (f"{note}; the loss is the power law without a floor through the budgets' "
+                "vertices, which predicts too low a loss beyond them, and has no interval")
     else:
         final_loss = loss_law.predict(budget, run.non_embedding_params)
         final_interval = loss_law.prediction_interval(budget, run.non_embedding_params,
@@ -244,8 +253,8 @@ def describe(p: ComputeOptimalProposal) -> list[str]:
         noise = (f"run-to-run noise sd {fmt(p.residual_sd)}" if math.isfinite(p.residual_sd)
                  else "no run-to-run noise (no run is spare to estimate it)")
         lines += [f"Intervals: {p.method}; {noise}.", ""]
-    elif not math.isfinite(p.final_loss):
-        lines += [f"No loss predicted: {p.method}.", ""]
+    elif p.method:
+        lines += [f"No interval for the loss: {p.method}.", ""]
     else:
         lines += ["No interval for the loss: no run is spare to estimate the noise, or the runs "
                   "cannot bound the law's loss there.", ""]
