@@ -18,7 +18,6 @@ import socket
 import sys
 import time
 from dataclasses import asdict, fields, replace
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -49,6 +48,7 @@ from quokka_ray.train.config import (
 from quokka_ray.train.fsdp import is_sharded, shard_model
 from quokka_ray.train.loop import build_optimizer, compute_context, train
 from quokka_ray.train.throughput import mfu, peak_flops_per_device
+from quokka_ray.train.tracker import NullTracker
 
 
 def run_train_benchmark(settings: TrainBenchSettings, as_json: bool = False) -> dict:
@@ -132,7 +132,7 @@ def run_train_benchmark(settings: TrainBenchSettings, as_json: bool = False) -> 
     return result
 
 
-class _StepClock:
+class _StepClock(NullTracker):
     """A tracker that notes the wall and process CPU time at the end of each read-back of the
     loop's step metrics, and every step's executed FLOPs."""
 
@@ -148,17 +148,6 @@ class _StepClock:
         if "param_norm" in metrics:
             self.marks.append((step, time.perf_counter(), time.process_time()))
 
-    def log_artifact(self, path: Path) -> None:
-        pass
-
-    def flush(self) -> None:
-        pass
-
-    def close(self, timeout_s: float | None = None) -> None:
-        pass
-
-    def end(self, outcome: str) -> None:
-        pass
 
 
 def run_loop_benchmark(cfg: TrainConfig, trial: str, as_json: bool = False) -> dict:
